@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import WideEPCore
+
+/// The `wide-ep` command: thin subcommands over the WideEP libraries.
+@main
+struct WideEP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wide-ep",
+        abstract: "Large-scale expert parallelism and EPLB load balancing for MoE inference.",
+        subcommands: [
+            PresetsCommand.self,
+        ]
+    )
+
+    /// Parses, runs and maps every failure to exit code 2 with one clear line on stderr (help exits 0).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                // --help, --version and the like.
+                exit(withError: error)
+            }
+            if let exitCode = error as? ExitCode {
+                // A command that already reported its outcome (e.g. selftest failures).
+                Foundation.exit(exitCode.rawValue)
+            }
+            var message = fullMessage(for: error)
+                .split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? "\(error)"
+            if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
+            FileHandle.standardError.write(Data("wide-ep: error: \(message)\n".utf8))
+            Foundation.exit(2)
+        }
+    }
+}
