@@ -42,12 +42,14 @@ let package = Package(
             name: "WideEPCUDA",
             dependencies: ["CUDADriver", "WideEPCore", "WideEPRuntime", "WideEPCPU"]
         ),
+        // Multi-process launch and rendezvous: env detection, TCP store, rank supervision.
+        .target(name: "WideEPDistributed"),
         // C ABI (libwideep.so) for Python and other hosts.
         .target(name: "WideEPC", dependencies: ["WideEPCore"]),
         .executableTarget(
             name: "wide-ep",
             dependencies: [
-                "WideEPCore", "WideEPWorkload", "WideEPRuntime", "WideEPCPU", "WideEPCUDA", "CUDADriver",
+                "WideEPCore", "WideEPWorkload", "WideEPRuntime", "WideEPCPU", "WideEPCUDA", "CUDADriver", "WideEPDistributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -67,6 +69,7 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
+        .testTarget(name: "WideEPDistributedTests", dependencies: ["WideEPDistributed"]),
         .testTarget(name: "WideEPCLITests", dependencies: ["wide-ep", "WideEPTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WideEPCore
+import WideEPDistributed
 
 /// The `wide-ep` command: thin subcommands over the WideEP libraries.
 @main
@@ -10,6 +11,8 @@ struct WideEP: ParsableCommand {
         abstract: "Large-scale expert parallelism and EPLB load balancing for MoE inference.",
         subcommands: [
             PresetsCommand.self,
+            LaunchCommand.self,
+            RendezvousCheckCommand.self,
         ]
     )
 
@@ -27,6 +30,13 @@ struct WideEP: ParsableCommand {
             if let exitCode = error as? ExitCode {
                 // A command that already reported its outcome (e.g. selftest failures).
                 Foundation.exit(exitCode.rawValue)
+            }
+            if let d = error as? DistributedError {
+                // A lost peer or a timeout is a job failure, not bad input.
+                if case .badEnvironment = d {} else {
+                    FileHandle.standardError.write(Data("wide-ep: error: \(d)\n".utf8))
+                    Foundation.exit(1)
+                }
             }
             var message = fullMessage(for: error)
                 .split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? "\(error)"

@@ -1,0 +1,158 @@
+import Foundation
+
+/// How `wide-ep launch` places its local ranks.
+public struct LaunchOptions: Sendable, Equatable {
+    /// Processes to start on this node (one per GPU).
+    public var nprocPerNode: Int
+    /// Nodes in the job.
+    public var nnodes: Int
+    /// This node's index, 0..<nnodes.
+    public var nodeRank: Int
+    /// Host of the global rank 0 (node 0).
+    public var masterAddr: String
+    /// Store port; nil picks a free local port (single node only).
+    public var masterPort: Int?
+    /// Seconds between SIGTERM and SIGKILL when stopping the surviving ranks.
+    public var graceSeconds: Double
+
+    public init(
+        nprocPerNode: Int, nnodes: Int = 1, nodeRank: Int = 0, masterAddr: String = "127.0.0.1",
+        masterPort: Int? = nil, graceSeconds: Double = 5
+    ) {
+        self.nprocPerNode = nprocPerNode
+        self.nnodes = nnodes
+        self.nodeRank = nodeRank
+        self.masterAddr = masterAddr
+        self.masterPort = masterPort
+        self.graceSeconds = graceSeconds
+    }
+
+    /// Checks counts and ranges, with the flag names of `wide-ep launch` in the messages.
+    public func validate() throws {
+        guard nprocPerNode >= 1 else {
+            throw DistributedError.badEnvironment(variable: "--nproc-per-node", value: "\(nprocPerNode)", expected: ">= 1")
+        }
+        guard nnodes >= 1 else {
+            throw DistributedError.badEnvironment(variable: "--nnodes", value: "\(nnodes)", expected: ">= 1")
+        }
+        guard nodeRank >= 0 && nodeRank < nnodes else {
+            throw DistributedError.badEnvironment(variable: "--node-rank", value: "\(nodeRank)",
+                                                  expected: "0..<\(nnodes)")
+        }
+        if nnodes > 1 && masterPort == nil {
+            throw DistributedError.badEnvironment(variable: "--master-port", value: "(unset)",
+                                                  expected: "a port shared by every node when --nnodes > 1")
+        }
+    }
+}
+
+/// Starts one child process per local rank and supervises them: if any rank fails, the rest are stopped, so the
+/// job ends within seconds instead of hanging.
+public enum Launcher {
+    /// Result of a supervised job.
+    public struct Outcome: Sendable, Equatable {
+        /// The launcher's exit code: 0 when all ranks succeeded, else the first failing rank's code.
+        public var exitCode: Int32
+        /// The first rank that failed, if any.
+        public var failedRank: Int?
+        /// Exit status of every local rank, in local-rank order.
+        public var statuses: [Int32]
+    }
+
+    /// Runs `executable arguments` as `nprocPerNode` local ranks and waits for them.
+    ///
+    /// - Parameter log: receives one line per event (start, failure, stop).
+    public static func run(
+        options: LaunchOptions, executable: String, arguments: [String],
+        baseEnvironment: [String: String] = ProcessInfo.processInfo.environment,
+        log: @escaping @Sendable (String) -> Void
+    ) throws -> Outcome {
+        try options.validate()
+        let port = try options.masterPort ?? freeLocalPort()
+        let world = options.nprocPerNode * options.nnodes
+        let state = SupervisorState(ranks: options.nprocPerNode)
+        let lock = state.cond
+        var processes: [Process] = []
+
+        for local in 0..<options.nprocPerNode {
+            let rank = options.nodeRank * options.nprocPerNode + local
+            let env = RendezvousEnv(
+                rank: rank, worldSize: world, localRank: local, localWorldSize: options.nprocPerNode,
+                masterAddr: options.masterAddr, masterPort: port, source: "launch")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: executable)
+            p.arguments = arguments
+            var childEnv = baseEnvironment
+            for (k, v) in env.childEnvironment() { childEnv[k] = v }
+            // Ranks are told apart in interleaved output.
+            childEnv["WIDEEP_LOG_PREFIX"] = "[rank \(rank)] "
+            p.environment = childEnv
+            p.terminationHandler = { proc in
+                lock.lock()
+                let code: Int32 = proc.terminationReason == .uncaughtSignal ? 128 + proc.terminationStatus
+                    : proc.terminationStatus
+                state.statuses[local] = code
+                if code != 0 && state.firstFailure == nil { state.firstFailure = (rank, code) }
+                lock.broadcast()
+                lock.unlock()
+            }
+            do {
+                try p.run()
+            } catch {
+                lock.lock()
+                state.firstFailure = state.firstFailure ?? (rank, 127)
+                state.statuses[local] = 127
+                lock.unlock()
+                log("wide-ep launch: cannot start rank \(rank): \(error.localizedDescription)")
+                break
+            }
+            processes.append(p)
+        }
+        log("wide-ep launch: started \(processes.count) rank(s) of \(world), store \(options.masterAddr):\(port)")
+
+        // Wait until every rank ended, or one failed.
+        lock.lock()
+        while state.firstFailure == nil && state.statuses.prefix(processes.count).contains(where: { $0 == nil }) {
+            lock.wait()
+        }
+        let failure = state.firstFailure
+        lock.unlock()
+
+        if let failure {
+            let how = failure.code > 128 ? "was killed by signal \(failure.code - 128)" : "exited with code \(failure.code)"
+            log("wide-ep launch: rank \(failure.rank) \(how); stopping the other ranks")
+            for p in processes where p.isRunning { p.terminate() }
+            let deadline = Date(timeIntervalSinceNow: options.graceSeconds)
+            while Date() < deadline && processes.contains(where: { $0.isRunning }) { usleep(20_000) }
+            for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        for p in processes { p.waitUntilExit() }
+        lock.lock()
+        let final = state.statuses.map { $0 ?? 127 }
+        lock.unlock()
+        return Outcome(exitCode: failure?.code ?? 0, failedRank: failure?.rank, statuses: final)
+    }
+
+    /// A TCP port that is free on this host right now.
+    public static func freeLocalPort() throws -> Int {
+        let l = try ListenSocket(port: 0)
+        defer { l.close() }
+        return l.port
+    }
+
+    /// Absolute path of the running executable (for re-launching it as ranks).
+    public static func currentExecutable() -> String {
+        #if os(Linux)
+        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
+        #endif
+        return URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+    }
+}
+
+/// Exit statuses of the local ranks, guarded by `cond`.
+private final class SupervisorState: @unchecked Sendable {
+    let cond = NSCondition()
+    var statuses: [Int32?]
+    var firstFailure: (rank: Int, code: Int32)?
+    init(ranks: Int) { statuses = [Int32?](repeating: nil, count: ranks) }
+}
