@@ -1,0 +1,70 @@
+import WideEPCore
+
+/// How one batch's (token, k) pairs are split over replicas: the host-side result of `ReplicaSplit`, identical on
+/// every rank.
+///
+/// The j-th global occurrence of expert e (ordered by source rank, then token, then k) goes to the replica whose
+/// cumulative quota range contains j. This rank's occurrences of e start at `rankOffsets[e]`.
+public struct SlotSplit: Sendable, Equatable {
+    /// The layer's placement.
+    public let placement: Placement
+    /// Tokens each replica takes, aligned with `placement.replicaSlots`, [numSlots]; sums to each expert's count.
+    public let quotas: [Int]
+    /// Occurrences of each expert on lower ranks, [E].
+    public let rankOffsets: [Int]
+
+    public init(placement: Placement, quotas: [Int], rankOffsets: [Int]) {
+        self.placement = placement
+        self.quotas = quotas
+        self.rankOffsets = rankOffsets
+    }
+
+    /// Tokens each rank computes under this split (sum of its slots' quotas), [R].
+    public var rankLoads: [Double] {
+        var loads = [Double](repeating: 0, count: placement.numRanks)
+        for (i, s) in placement.replicaSlots.enumerated() {
+            loads[placement.rank(ofSlot: Int(s))] += Double(quotas[i])
+        }
+        return loads
+    }
+}
+
+/// The send side of one dispatch: which tokens go to which rank, with their (slot, weight) metadata.
+///
+/// A token goes **once** per destination rank. Send rows are grouped by destination rank (ascending), tokens ascending
+/// inside a group. All buffers are allocated by the caller with room for `tokens × min(K, R)` rows and reused.
+public final class DispatchLayout<Buffer: DeviceBuffer> {
+    /// Row capacity (send rows), ≥ tokens × min(K, R).
+    public let capacity: Int
+    /// Source token of each send row, int32 [capacity].
+    public let sendToken: Buffer
+    /// Metadata of each send row, [capacity][K] pairs of (int32 local slot on the destination or −1, float32 weight),
+    /// 8·K bytes per row; sent with the row by the all-to-all.
+    public let sendMeta: Buffer
+    /// CSR over tokens of their send rows: int32 [tokens + 1] starts followed by int32 [capacity] row ids; rows of a
+    /// token are in ascending destination-rank order.
+    public let tokenRows: Buffer
+
+    public init(capacity: Int, sendToken: Buffer, sendMeta: Buffer, tokenRows: Buffer) {
+        self.capacity = capacity
+        self.sendToken = sendToken
+        self.sendMeta = sendMeta
+        self.tokenRows = tokenRows
+    }
+}
+
+/// The receive side: received rows rearranged expert-major, contiguous per local slot.
+public final class ExpertLayout<Buffer: DeviceBuffer> {
+    /// Entry capacity (≥ received rows × K).
+    public let capacity: Int
+    /// Received row of each expert-major entry, int32 [capacity].
+    public let entryRow: Buffer
+    /// Expert-major position of each (received row, k) pair, or −1 when unused, int32 [rows × K].
+    public let entryPosition: Buffer
+
+    public init(capacity: Int, entryRow: Buffer, entryPosition: Buffer) {
+        self.capacity = capacity
+        self.entryRow = entryRow
+        self.entryPosition = entryPosition
+    }
+}
