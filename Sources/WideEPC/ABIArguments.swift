@@ -1,0 +1,86 @@
+import WideEPCore
+
+/// Checks on the raw sizes, pointers and values that arrive through the C ABI, done before anything reaches
+/// WideEPCore (whose preconditions would otherwise stop the host process).
+enum ABIArguments {
+    /// Largest count accepted for any dimension; keeps ids in Int32 and products far from overflow.
+    static let maxDimension: Int64 = 1 << 24
+
+    /// Returns `value` as Int after checking `1 ≤ value ≤ maxDimension`.
+    static func dimension(_ value: Int64, _ name: String) throws -> Int {
+        guard value >= 1 && value <= maxDimension else {
+            throw ABIError.invalid("\(name) must be in 1...\(maxDimension), got \(value)")
+        }
+        return Int(value)
+    }
+
+    /// `a × b` for element counts, rejecting products above 2^31 elements.
+    static func product(_ a: Int, _ b: Int, _ what: String) throws -> Int {
+        let (p, overflow) = a.multipliedReportingOverflow(by: b)
+        guard !overflow && p <= Int(Int32.max) else {
+            throw ABIError.invalid("\(what) has \(a) × \(b) elements, more than the supported \(Int32.max)")
+        }
+        return p
+    }
+
+    /// Unwraps a required pointer.
+    static func required<T>(_ pointer: T?, _ name: String) throws -> T {
+        guard let pointer else { throw ABIError.null(name) }
+        return pointer
+    }
+
+    /// Decodes a NUL-terminated policy name; NULL means `defaultName`.
+    static func name(_ pointer: UnsafePointer<CChar>?, default defaultName: String) -> String {
+        guard let pointer else { return defaultName }
+        return String(cString: pointer)
+    }
+
+    /// Parses a planner policy name ("none", "greedy", "deepseek", "balanced").
+    static func plannerPolicy(_ text: String) throws -> PlannerPolicy {
+        guard let policy = PlannerPolicy(rawValue: text) else {
+            let valid = PlannerPolicy.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ABIError.invalid("unknown policy \"\(text)\"; valid policies: \(valid)")
+        }
+        return policy
+    }
+
+    /// Copies `[layers, experts]` float64 loads into per-layer arrays, rejecting NaN, infinities and negatives.
+    static func loads(_ pointer: UnsafePointer<Double>, layers: Int, experts: Int, name: String = "loads")
+        throws -> [[Double]]
+    {
+        let flat = UnsafeBufferPointer(start: pointer, count: layers * experts)
+        var out: [[Double]] = []
+        out.reserveCapacity(layers)
+        for l in 0..<layers {
+            let row = Array(flat[(l * experts)..<((l + 1) * experts)])
+            for (e, x) in row.enumerated() where !(x.isFinite && x >= 0) {
+                throw ABIError.invalid("\(name)[\(l)][\(e)] = \(x); loads must be finite and >= 0")
+            }
+            out.append(row)
+        }
+        return out
+    }
+
+    /// Builds one layer's Placement from a `[numSlots]` int64 slot → expert row.
+    static func placement(
+        _ row: UnsafeBufferPointer<Int64>, numExperts: Int, numRanks: Int, allowSameRank: Bool, layer: Int?,
+        name: String
+    ) throws -> Placement {
+        var slotExpert = [Int32](repeating: 0, count: row.count)
+        for (s, e) in row.enumerated() {
+            guard e >= 0 && e < Int64(numExperts) else {
+                let at = layer.map { "[\($0)]" } ?? ""
+                throw ABIError.invalid(
+                    "\(name)\(at)[\(s)] = \(e) is not a logical expert id; valid ids are 0..<\(numExperts)")
+            }
+            slotExpert[s] = Int32(e)
+        }
+        do {
+            return try Placement(
+                slotExpert: slotExpert, numExperts: numExperts, numRanks: numRanks,
+                allowSameRankReplicas: allowSameRank, layer: layer)
+        } catch let error as PlacementError {
+            throw ABIError.invalid("\(name): \(error.description)")
+        }
+    }
+}

@@ -1,0 +1,1 @@
+"""Adapters that plug WideEP's planner into serving engines: ``vllm`` and ``sglang``."""
