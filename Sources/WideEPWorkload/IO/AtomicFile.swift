@@ -1,0 +1,34 @@
+import Foundation
+
+/// Writes files through a temporary file in the same folder and a rename, so readers never see a half-written file
+/// and a failure leaves nothing behind.
+public enum AtomicFile {
+    /// Writes `data` to `path` atomically.
+    ///
+    /// - Throws: `FileAccessError.cannotWrite` naming the path and the OS reason.
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw FileAccessError.cannotWrite(path: path, reason: "folder \(dir) does not exist")
+        }
+        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try data.write(to: URL(fileURLWithPath: tmp))
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw FileAccessError.cannotWrite(path: path, reason: error.localizedDescription)
+        }
+        if rename(tmp, path) != 0 {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw FileAccessError.cannotWrite(path: path, reason: reason)
+        }
+    }
+
+    /// Writes UTF-8 `text` to `path` atomically.
+    public static func write(_ text: String, to path: String) throws {
+        try write(Data(text.utf8), to: path)
+    }
+}
