@@ -23,20 +23,28 @@ public struct PlannerRequest: Sendable, Equatable {
     public var numExpertGroups: Int
     /// Allow two replicas of one expert on one rank.
     public var allowSameRankReplicas: Bool
+    /// Migration-aware re-planning stops rewriting slots once the predicted imbalance ratio is within this much of
+    /// what planning from scratch reaches (absolute, in (max − mean)/mean units; e.g. 0.01).
+    public var migrationTolerance: Double
 
     public init(
         numSlots: Int, topology: Topology, policy: PlannerPolicy = .balanced, numExpertGroups: Int = 1,
-        allowSameRankReplicas: Bool = false
+        allowSameRankReplicas: Bool = false, migrationTolerance: Double = 0.01
     ) {
         self.numSlots = numSlots
         self.topology = topology
         self.policy = policy
         self.numExpertGroups = numExpertGroups
         self.allowSameRankReplicas = allowSameRankReplicas
+        self.migrationTolerance = migrationTolerance
     }
 
     /// Checks the request against an expert count, throwing a clear error.
     public func validate(numExperts: Int) throws {
+        guard numExperts >= 1 else {
+            throw PlacementError.invalidArgument("expert count must be >= 1, got \(numExperts)")
+        }
+        guard numSlots >= 1 else { throw PlacementError.invalidArgument("slot count must be >= 1, got \(numSlots)") }
         guard numSlots % topology.numRanks == 0 else {
             throw PlacementError.slotsNotDivisible(layer: nil, numSlots: numSlots, numRanks: topology.numRanks)
         }
@@ -53,6 +61,16 @@ public struct PlannerRequest: Sendable, Equatable {
                 throw PlacementError.invalidArgument(
                     "slot count \(numSlots) needs more than ep-size \(topology.numRanks) replicas of some expert; "
                         + "at most \(numExperts * topology.numRanks) slots without same-rank replicas")
+            }
+        }
+        guard migrationTolerance.isFinite && migrationTolerance >= 0 else {
+            throw PlacementError.invalidArgument(
+                "migration tolerance must be a finite value >= 0, got \(migrationTolerance)")
+        }
+        if policy == .deepseek {
+            guard numExpertGroups >= 1 && numExperts % numExpertGroups == 0 else {
+                throw PlacementError.invalidArgument(
+                    "expert group count \(numExpertGroups) must be >= 1 and divide the expert count \(numExperts)")
             }
         }
     }

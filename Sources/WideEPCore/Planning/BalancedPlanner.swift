@@ -1,0 +1,29 @@
+/// WideEP's default policy: min–max replication, longest-processing-time packing, then local search.
+///
+/// 1. Replication gives every extra slot to the expert with the largest load per replica (capped at R replicas
+///    unless same-rank replicas are allowed), which minimises the heaviest replica.
+/// 2. Packing places replicas heaviest first on the least-loaded rank with room that does not hold the expert.
+/// 3. Refinement exchanges slots between the heaviest rank and the others while that lowers the max rank load,
+///    stopping at the lower bound max(mean rank load, heaviest replica).
+/// 4. With several nodes, a last pass evens out node loads (so inter-node traffic is even) without raising the
+///    max rank load, and the refinement never lets a node exceed the heaviest node.
+enum BalancedPlanner {
+    static func planLayer(loads: [Double], request: PlannerRequest, layer: Int?, state: PackingState) throws
+        -> Placement
+    {
+        state.reset(loads: loads)
+        state.replicateMinMax(slots: request.numSlots, cap: state.replicaCap)
+        let order = state.sortedByReplicaWeight(0..<Int32(loads.count))
+        try state.packLPT(experts: order, ranks: 0..<state.numRanks, layer: layer)
+        refine(state)
+        return try state.makePlacement(layer: layer)
+    }
+
+    /// Local search on a packed state; shared with the migration-aware planner.
+    static func refine(_ state: PackingState) {
+        let nodeAware = state.numNodes > 1
+        let target = state.lowerBound * (1 + 1e-9)
+        state.refineSwaps(maxRounds: 4 * state.numSlots, target: target, nodeAware: nodeAware)
+        if nodeAware { state.balanceNodes(maxRounds: 4 * state.numSlots) }
+    }
+}

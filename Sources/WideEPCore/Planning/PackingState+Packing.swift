@@ -1,0 +1,67 @@
+extension PackingState {
+    /// Longest-processing-time packing: replicas of `experts` (in the given order, `count[e]` each, weight
+    /// `load[e] / count[e]`) each go to the least-loaded rank of `ranks` that has a free slot and does not hold the
+    /// expert yet (ties to the lower rank).
+    ///
+    /// When every rank with a free slot already holds the expert, a placed replica of another expert moves into the
+    /// free slot and the new replica takes its place (`repair`), so packing never fails while a valid placement
+    /// exists for these counts.
+    func packLPT<C: Collection>(experts: C, ranks: Range<Int>, layer: Int?) throws where C.Element == Int32 {
+        for x in experts {
+            let e = Int(x)
+            let w = load[e] / Double(count[e])
+            for _ in 0..<Int(count[e]) {
+                var best = -1
+                var bestLoad = Double.infinity
+                for r in ranks where rankFill[r] < slotsPerRank && rankLoad[r] < bestLoad {
+                    if blocks(rank: r, expert: x) { continue }
+                    best = r
+                    bestLoad = rankLoad[r]
+                }
+                if best >= 0 {
+                    put(expert: x, weight: w, slot: best &* slotsPerRank &+ rankFill[best])
+                    rankFill[best] += 1
+                } else {
+                    try repair(expert: x, weight: w, ranks: ranks, layer: layer)
+                }
+            }
+        }
+    }
+
+    /// Places one replica of `expert` when every rank of `ranks` with a free slot already holds it: a replica `f`
+    /// of another expert, on a rank without `expert`, moves to the free slot of the lightest open rank that does not
+    /// hold `f`, and `expert` takes the freed slot. Picks the `f` closest in weight, to disturb the loads least.
+    func repair(expert x: Int32, weight w: Double, ranks: Range<Int>, layer: Int?) throws {
+        var openRanks: [Int] = []
+        for r in ranks where rankFill[r] < slotsPerRank { openRanks.append(r) }
+        openRanks.sort { rankLoad[$0] < rankLoad[$1] || (rankLoad[$0] == rankLoad[$1] && $0 < $1) }
+        for r in openRanks {
+            var bestSlot = -1
+            var bestGap = Double.infinity
+            for r2 in ranks where r2 != r && !blocks(rank: r2, expert: x) {
+                let base = r2 &* slotsPerRank
+                for s in base..<(base &+ rankFill[r2]) {
+                    let f = slotExpert[s]
+                    if f == x || blocks(rank: r, expert: f) { continue }
+                    let gap = abs(slotWeight[s] - w)
+                    if gap < bestGap { bestGap = gap; bestSlot = s }
+                }
+            }
+            if bestSlot >= 0 {
+                let f = slotExpert[bestSlot], wf = slotWeight[bestSlot]
+                let r2 = bestSlot / slotsPerRank
+                put(expert: f, weight: wf, slot: r &* slotsPerRank &+ rankFill[r])
+                rankFill[r] += 1
+                slotExpert[bestSlot] = x
+                slotWeight[bestSlot] = w
+                rankLoad[r2] += w - wf
+                nodeLoad[r2 / ranksPerNode] += w - wf
+                return
+            }
+        }
+        throw PlacementError.invalidArgument(
+            (layer.map { "layer \($0): " } ?? "")
+                + "cannot place \(count[Int(x)]) replicas of expert \(x) on distinct ranks; "
+                + "allow same-rank replicas or use fewer slots")
+    }
+}

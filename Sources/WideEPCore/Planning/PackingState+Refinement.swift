@@ -1,0 +1,91 @@
+extension PackingState {
+    /// Swap local search on the heaviest rank: exchange one of its slots with a lighter slot of another rank when
+    /// that lowers the larger of the two ranks' loads, taking the best exchange each round.
+    ///
+    /// Stops at `target` (nothing can beat the lower bound), when the heaviest rank has no improving exchange, or
+    /// after `maxRounds`. With `nodeAware`, an exchange across nodes may not raise the receiving node above the
+    /// heaviest node's load, so node balance never gets worse.
+    func refineSwaps(maxRounds: Int, target: Double, nodeAware: Bool) {
+        let p = slotsPerRank
+        for _ in 0..<maxRounds {
+            var h = 0
+            for r in 1..<numRanks where rankLoad[r] > rankLoad[h] { h = r }
+            let lh = rankLoad[h]
+            if lh <= target { return }
+            let eps = 1e-12 * lh
+            var maxNode = -Double.infinity
+            if nodeAware { for n in 0..<numNodes where nodeLoad[n] > maxNode { maxNode = nodeLoad[n] } }
+            let nh = h / ranksPerNode
+            var bestPeak = lh - eps
+            var bi = -1, bj = -1
+            let hb = h &* p
+            for r in 0..<numRanks where r != h {
+                let lr = rankLoad[r]
+                let gap = lh - lr
+                if gap <= eps { continue }
+                // Largest shift this pair may take without raising the heaviest node.
+                var limit = gap
+                let nr = r / ranksPerNode
+                if nodeAware && nr != nh { limit = min(limit, maxNode - nodeLoad[nr]) }
+                let rb = r &* p
+                for i in hb..<(hb &+ p) {
+                    let wi = slotWeight[i]
+                    let ei = slotExpert[i]
+                    for j in rb..<(rb &+ p) {
+                        let d = wi - slotWeight[j]
+                        if d <= eps || d > limit { continue }
+                        let peak = max(lh - d, lr + d)
+                        if peak >= bestPeak { continue }
+                        let ej = slotExpert[j]
+                        if ej == ei || blocks(rank: r, expert: ei) || blocks(rank: h, expert: ej) { continue }
+                        bestPeak = peak; bi = i; bj = j
+                    }
+                }
+            }
+            if bi < 0 { return }
+            swapSlots(bi, bj)
+        }
+    }
+
+    /// Evens out node loads without raising the max rank load: exchanges slots between the heaviest and lightest
+    /// node, moving as close to half their gap as the slot weights allow, while both ranks stay at or below the
+    /// current max rank load.
+    func balanceNodes(maxRounds: Int) {
+        guard numNodes > 1 else { return }
+        let p = slotsPerRank
+        for _ in 0..<maxRounds {
+            var a = 0, b = 0
+            for n in 1..<numNodes {
+                if nodeLoad[n] > nodeLoad[a] { a = n }
+                if nodeLoad[n] < nodeLoad[b] { b = n }
+            }
+            let gap = nodeLoad[a] - nodeLoad[b]
+            let eps = 1e-9 * nodeLoad[a]
+            if gap <= eps { return }
+            let cap = maxRankLoad
+            let half = gap / 2
+            var bestErr = half - eps  // the exchange must shrink the node gap
+            var bi = -1, bj = -1
+            for ra in (a &* ranksPerNode)..<((a &+ 1) &* ranksPerNode) {
+                for rb in (b &* ranksPerNode)..<((b &+ 1) &* ranksPerNode) {
+                    let room = cap - rankLoad[rb]
+                    for i in (ra &* p)..<((ra &+ 1) &* p) {
+                        let wi = slotWeight[i]
+                        let ei = slotExpert[i]
+                        for j in (rb &* p)..<((rb &+ 1) &* p) {
+                            let d = wi - slotWeight[j]
+                            if d <= eps || d > room || d >= gap { continue }
+                            let err = abs(half - d)
+                            if err >= bestErr { continue }
+                            let ej = slotExpert[j]
+                            if ej == ei || blocks(rank: rb, expert: ei) || blocks(rank: ra, expert: ej) { continue }
+                            bestErr = err; bi = i; bj = j
+                        }
+                    }
+                }
+            }
+            if bi < 0 { return }
+            swapSlots(bi, bj)
+        }
+    }
+}
