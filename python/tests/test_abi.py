@@ -1,0 +1,128 @@
+"""The C ABI itself: status codes, thread-local errors, capacity checks, library discovery."""
+
+import ctypes
+import threading
+
+import numpy as np
+import pytest
+from conftest import README_ARGS, README_WEIGHT
+
+from wideep import _lib, eplb, library_version
+
+P64 = ctypes.POINTER(ctypes.c_int64)
+PD = ctypes.POINTER(ctypes.c_double)
+
+
+def _plan(lib, loads, max_replicas, phy2log, log2phy=None, logcnt=None, policy=b"balanced", loads_ptr=True):
+    w = np.ascontiguousarray(loads, dtype=np.float64)
+    return lib.wideep_plan(
+        w.ctypes.data_as(PD) if loads_ptr else None, w.shape[0], w.shape[1], policy, 16, 4, 2, 8, 0, None,
+        max_replicas, phy2log.ctypes.data_as(P64),
+        None if log2phy is None else log2phy.ctypes.data_as(P64),
+        None if logcnt is None else logcnt.ctypes.data_as(P64))
+
+
+def test_versions(lib):
+    assert lib.wideep_abi_version() == _lib.ABI_VERSION
+    assert library_version().count(".") == 2
+
+
+def test_null_pointer_is_a_status_not_a_crash(lib):
+    phy2log = np.zeros((2, 16), np.int64)
+    assert _plan(lib, README_WEIGHT, 5, phy2log, loads_ptr=False) == _lib.NULL_POINTER
+    assert "loads is NULL" in _lib.last_error()
+    assert lib.wideep_split(None, 12, None, 16, 8, b"even", None) == _lib.NULL_POINTER
+
+
+def test_success_clears_the_last_error(lib):
+    phy2log = np.zeros((2, 16), np.int64)
+    assert _plan(lib, README_WEIGHT, 5, phy2log, policy=b"bogus") == _lib.INVALID_ARGUMENT
+    assert "unknown policy" in _lib.last_error()
+    assert _plan(lib, README_WEIGHT, 5, phy2log) == _lib.OK
+    assert _lib.last_error() == ""
+
+
+def test_too_small_log2phy_reports_capacity_and_writes_nothing(lib):
+    weight = np.array([[1000.0] + [1.0] * 11, [1.0] * 12])  # expert 0 takes all 4 redundant slots of its node
+    phy2log = np.full((2, 16), 77, np.int64)
+    log2phy = np.full((2, 12, 2), 77, np.int64)
+    logcnt = np.full((2, 12), 77, np.int64)
+    status = _plan(lib, weight, 2, phy2log, log2phy, logcnt)
+    assert status == _lib.CAPACITY, _lib.last_error()
+    assert "max_replicas" in _lib.last_error()
+    assert (phy2log == 77).all() and (log2phy == 77).all() and (logcnt == 77).all()
+    full = np.empty((2, 12, 5), np.int64)
+    assert _plan(lib, weight, 5, phy2log, full, logcnt) == _lib.OK
+    assert logcnt[0, 0] > 2 and (full[0, 0] >= 0).sum() == logcnt[0, 0]
+    assert (phy2log[0, full[0, 0, : logcnt[0, 0]]] == 0).all()
+
+
+def test_optional_outputs_may_be_null(lib):
+    phy2log = np.empty((2, 16), np.int64)
+    assert _plan(lib, README_WEIGHT, 0, phy2log) == _lib.OK
+    assert (phy2log == eplb.rebalance_experts(README_WEIGHT, **README_ARGS)[0]).all()
+
+
+def test_errors_stay_on_their_thread(lib):
+    failures, successes = [], []
+    barrier = threading.Barrier(2)
+
+    def failing():
+        barrier.wait()
+        for _ in range(200):
+            status = lib.wideep_split(None, 12, None, 16, 8, b"even", None)
+            failures.append((status, _lib.last_error()))
+
+    def succeeding():
+        counts = np.arange(12, dtype=np.int64)
+        ids = (np.arange(16) % 12).astype(np.int64)
+        out = np.empty(16, np.int64)
+        barrier.wait()
+        for _ in range(200):
+            status = lib.wideep_split(counts.ctypes.data_as(P64), 12, ids.ctypes.data_as(P64), 16, 8, b"balanced",
+                                      out.ctypes.data_as(P64))
+            successes.append((status, _lib.last_error(), int(out.sum())))
+
+    threads = [threading.Thread(target=failing), threading.Thread(target=succeeding)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(s == _lib.NULL_POINTER and "counts is NULL" in m for s, m in failures)
+    assert all(s == _lib.OK and m == "" and total == 66 for s, m, total in successes)
+
+
+def test_concurrent_plans_agree(lib):
+    rng = np.random.default_rng(12)
+    weight = rng.integers(0, 10_000, size=(8, 64))
+    expected = eplb.rebalance_experts(weight, 96, 8, 2, 16)[0]
+    results = [None] * 4
+
+    def run(i):
+        results[i] = eplb.rebalance_experts(weight, 96, 8, 2, 16)[0]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all((r == expected).all() for r in results)
+
+
+def test_wideep_lib_env_is_searched_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("WIDEEP_LIB", str(tmp_path))
+    first = _lib.candidates()[0]
+    assert first.parent == tmp_path and first.name.startswith("libwideep")
+    monkeypatch.setenv("WIDEEP_LIB", str(tmp_path / "custom.so"))
+    assert _lib.candidates()[0] == tmp_path / "custom.so"
+    monkeypatch.delenv("WIDEEP_LIB")
+    names = [str(p) for p in _lib.candidates()]
+    assert any(n.endswith(".build/release/libwideep.so") for n in names)
+    assert any(n.endswith(".build/debug/libwideep.so") for n in names)
+
+
+def test_internal_status_maps_to_runtime_error():
+    with pytest.raises(RuntimeError):
+        _lib.check(_lib.INTERNAL)
+    with pytest.raises(ValueError):
+        _lib.check(_lib.INFEASIBLE)
