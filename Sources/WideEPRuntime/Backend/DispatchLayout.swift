@@ -8,12 +8,12 @@ import WideEPCore
 public struct SlotSplit: Sendable, Equatable {
     /// The layer's placement.
     public let placement: Placement
-    /// Tokens each replica takes, aligned with `placement.replicaSlots`, [numSlots]; sums to each expert's count.
-    public let quotas: [Int]
+    /// Tokens each global slot computes, [numSlots] (`ReplicaSplit.quotas`); each expert's quotas sum to its count.
+    public let quotas: [Int32]
     /// Occurrences of each expert on lower ranks, [E].
-    public let rankOffsets: [Int]
+    public let rankOffsets: [Int32]
 
-    public init(placement: Placement, quotas: [Int], rankOffsets: [Int]) {
+    public init(placement: Placement, quotas: [Int32], rankOffsets: [Int32]) {
         self.placement = placement
         self.quotas = quotas
         self.rankOffsets = rankOffsets
@@ -22,9 +22,7 @@ public struct SlotSplit: Sendable, Equatable {
     /// Tokens each rank computes under this split (sum of its slots' quotas), [R].
     public var rankLoads: [Double] {
         var loads = [Double](repeating: 0, count: placement.numRanks)
-        for (i, s) in placement.replicaSlots.enumerated() {
-            loads[placement.rank(ofSlot: Int(s))] += Double(quotas[i])
-        }
+        for s in 0..<quotas.count { loads[s / placement.slotsPerRank] += Double(quotas[s]) }
         return loads
     }
 }
@@ -38,18 +36,21 @@ public final class DispatchLayout<Buffer: DeviceBuffer> {
     public let capacity: Int
     /// Source token of each send row, int32 [capacity].
     public let sendToken: Buffer
-    /// Metadata of each send row, [capacity][K] pairs of (int32 local slot on the destination or −1, float32 weight),
-    /// 8·K bytes per row; sent with the row by the all-to-all.
+    /// Metadata of each send row, [capacity][K] pairs of (int32 local slot on the destination or −1, float32 weight
+    /// stored as its bit pattern in an int32), 8·K bytes per row; sent with the row by the all-to-all.
     public let sendMeta: Buffer
-    /// CSR over tokens of their send rows: int32 [tokens + 1] starts followed by int32 [capacity] row ids; rows of a
-    /// token are in ascending destination-rank order.
+    /// CSR over tokens of their send rows: int32 [tokenCapacity + 1] starts followed by int32 [capacity] row ids
+    /// (the ids begin at element `tokenCapacity + 1`); rows of a token are in ascending destination-rank order.
     public let tokenRows: Buffer
+    /// Token capacity of `tokenRows`.
+    public let tokenCapacity: Int
 
-    public init(capacity: Int, sendToken: Buffer, sendMeta: Buffer, tokenRows: Buffer) {
+    public init(capacity: Int, sendToken: Buffer, sendMeta: Buffer, tokenRows: Buffer, tokenCapacity: Int) {
         self.capacity = capacity
         self.sendToken = sendToken
         self.sendMeta = sendMeta
         self.tokenRows = tokenRows
+        self.tokenCapacity = tokenCapacity
     }
 }
 
