@@ -56,7 +56,7 @@ public struct SafeTensorsWriter {
     }
 
     /// Adds a tensor from Float values, row-major, converted to `dtype`.
-    public mutating func add(name: String, shape: [Int], values: [Float], as dtype: SafeTensorsDType) throws {
+    public mutating func add(name: String, shape: [Int], floats values: [Float], as dtype: SafeTensorsDType) throws {
         try add(name: name, shape: shape, values: values.map(Double.init), as: dtype)
     }
 
@@ -64,7 +64,7 @@ public struct SafeTensorsWriter {
     /// integer types.
     ///
     /// - Throws: `SafeTensorsError.invalidTensor` when `dtype` is a float type.
-    public mutating func add(name: String, shape: [Int], values: [Int64], as dtype: SafeTensorsDType) throws {
+    public mutating func add(name: String, shape: [Int], integers values: [Int64], as dtype: SafeTensorsDType) throws {
         guard dtype.isInteger else {
             throw SafeTensorsError.invalidTensor(name: name, reason: "Int64 values need an integer dtype, got \(dtype.rawValue)")
         }
