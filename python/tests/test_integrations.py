@@ -12,12 +12,22 @@ from wideep.integrations import sglang as sglang_adapter
 from wideep.integrations import vllm as vllm_adapter
 
 
-@pytest.fixture
-def fake_vllm(monkeypatch):
-    """vllm.distributed.eplb.policy with vLLM's EPLB_POLICIES table."""
+class _TripleDefault:
+    @classmethod
+    def rebalance_experts(cls, weight, num_replicas, num_groups, num_nodes, num_ranks) -> "tuple[Tensor, Tensor, Tensor]":
+        raise AssertionError("replaced")
+
+
+class _MapOnlyDefault:
+    @classmethod
+    def rebalance_experts(cls, weight, num_replicas, num_groups, num_nodes, num_ranks, old=None) -> "torch.Tensor":
+        raise AssertionError("replaced")
+
+
+def _install_fake_vllm(monkeypatch, default):
     names = ["vllm", "vllm.distributed", "vllm.distributed.eplb", "vllm.distributed.eplb.policy"]
     mods = {n: types.ModuleType(n) for n in names}
-    mods["vllm.distributed.eplb.policy"].EPLB_POLICIES = {"default": object}
+    mods["vllm.distributed.eplb.policy"].EPLB_POLICIES = {"default": default}
     for parent, child in zip(names, names[1:]):
         setattr(mods[parent], child.rsplit(".", 1)[1], mods[child])
     for n, m in mods.items():
@@ -25,9 +35,24 @@ def fake_vllm(monkeypatch):
     return mods["vllm.distributed.eplb.policy"]
 
 
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    """vllm.distributed.eplb.policy with vLLM's EPLB_POLICIES table (policies return the DeepSeek triple)."""
+    return _install_fake_vllm(monkeypatch, _TripleDefault)
+
+
+def test_vllm_register_follows_a_map_only_contract(lib, monkeypatch):
+    policies = _install_fake_vllm(monkeypatch, _MapOnlyDefault)
+    cls = vllm_adapter.register("deepseek")
+    assert policies.EPLB_POLICIES["default"] is cls and cls.map_only
+    phy2log = cls.rebalance_experts(README_WEIGHT, 16, 4, 2, 8, None)
+    assert isinstance(phy2log, np.ndarray) and phy2log.shape == (2, 16)
+    assert (phy2log[0] == README_PHY2LOG[0]).all()
+
+
 def test_vllm_register_replaces_the_default_policy(lib, fake_vllm):
     cls = vllm_adapter.register("deepseek")
-    assert fake_vllm.EPLB_POLICIES["default"] is cls
+    assert fake_vllm.EPLB_POLICIES["default"] is cls and not cls.map_only
     # vLLM's call: rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks, old_map).
     phy2log, log2phy, logcnt = cls.rebalance_experts(README_WEIGHT, 16, 4, 2, 8, None)
     check_plan(phy2log, log2phy, logcnt, 2, 12, 16)
@@ -48,7 +73,7 @@ def test_vllm_policy_uses_the_old_map_and_ignores_a_mismatching_one(lib):
 def test_vllm_plugin_acts_only_when_asked(lib, fake_vllm, monkeypatch):
     monkeypatch.delenv(vllm_adapter.ENV_POLICY, raising=False)
     vllm_adapter.plugin()
-    assert fake_vllm.EPLB_POLICIES["default"] is object
+    assert fake_vllm.EPLB_POLICIES["default"] is _TripleDefault
     monkeypatch.setenv(vllm_adapter.ENV_POLICY, "greedy")
     vllm_adapter.plugin()
     assert fake_vllm.EPLB_POLICIES["default"].policy == "greedy"
