@@ -35,6 +35,9 @@ public func wideep_plan(
         guard slots >= experts else {
             throw ABIError.invalid("num_replicas \(slots) is smaller than num_experts \(experts); need at least \(experts)")
         }
+        guard policyValue != .none || slots == experts else {
+            throw ABIError.invalid("policy none needs num_replicas == num_experts (\(experts)), got \(slots)")
+        }
         guard experts % groups == 0 else {
             throw ABIError.invalid("num_experts \(experts) is not a multiple of num_groups \(groups)")
         }

@@ -126,3 +126,37 @@ def test_internal_status_maps_to_runtime_error():
         _lib.check(_lib.INTERNAL)
     with pytest.raises(ValueError):
         _lib.check(_lib.INFEASIBLE)
+
+
+def test_random_requests_plan_or_raise_value_error_never_crash(lib):
+    """Odd shapes, zero loads, forced same-rank packing, bogus current maps: a plan or a ValueError, nothing else."""
+    rng = np.random.default_rng(2024)
+    planned = 0
+    for _ in range(150):
+        experts = int(rng.choice([1, 2, 3, 4, 6, 8, 12, 16]))
+        groups = int(rng.choice([1, 2, 4]))
+        nodes = int(rng.choice([1, 2, 3]))
+        gpus = nodes * int(rng.integers(1, 4))
+        replicas = gpus * int(rng.integers(1, 6))
+        layers = int(rng.integers(1, 3))
+        policy = str(rng.choice(eplb.POLICIES))
+        same_rank = [None, True, False][int(rng.integers(0, 3))]
+        weight = [rng.integers(0, 4, (layers, experts)), rng.gamma(0.5, 100, (layers, experts)),
+                  np.zeros((layers, experts))][int(rng.integers(0, 3))]
+        current = None
+        if rng.random() < 0.3 and replicas >= experts:
+            current = np.stack([rng.permutation(np.concatenate([np.arange(experts),
+                                                                rng.integers(0, experts, replicas - experts)]))
+                                for _ in range(layers)])
+        try:
+            phy2log, log2phy, logcnt = eplb.rebalance_experts(weight, replicas, groups, nodes, gpus, policy=policy,
+                                                              allow_same_rank=same_rank, current=current)
+        except ValueError as exc:
+            assert str(exc), "errors carry a message"
+            continue
+        planned += 1
+        assert (logcnt >= 1).all() and phy2log.shape == (layers, replicas)
+        counts = rng.integers(0, 50, experts)
+        assert (np.bincount(phy2log[0], weights=eplb.split(counts, phy2log[0], gpus), minlength=experts)
+                == counts).all()
+    assert planned >= 30
