@@ -11,6 +11,12 @@ struct WideEP: ParsableCommand {
         abstract: "Large-scale expert parallelism and EPLB load balancing for MoE inference.",
         subcommands: [
             PresetsCommand.self,
+            StatsCommand.self,
+            TraceCommand.self,
+            PlanCommand.self,
+            EvalCommand.self,
+            DoctorCommand.self,
+            SelftestCommand.self,
             LaunchCommand.self,
             RendezvousCheckCommand.self,
         ]
