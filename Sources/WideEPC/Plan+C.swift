@@ -63,7 +63,7 @@ public func wideep_plan(
                     numRanks: ranks, allowSameRank: sameRank, layer: l, name: "current_phy2log")
             }
         }
-        let placements = try Planner.plan(loads: loadRows, request: request, current: current)
+        let placements = try LayerParallel.plan(loads: loadRows, request: request, current: current)
         try PlanOutput.write(
             placements, layers: layers, experts: experts, slots: slots, maxReplicas: Int(maxReplicas),
             phy2log: phy2logOut, log2phy: log2phy, logcnt: logcnt)

@@ -160,3 +160,18 @@ def test_random_requests_plan_or_raise_value_error_never_crash(lib):
         assert (np.bincount(phy2log[0], weights=eplb.split(counts, phy2log[0], gpus), minlength=experts)
                 == counts).all()
     assert planned >= 30
+
+
+@pytest.mark.parametrize("policy", ["balanced", "deepseek", "greedy"])
+def test_layer_parallel_planning_equals_sequential(lib, monkeypatch, policy):
+    rng = np.random.default_rng(31)
+    weight = rng.integers(0, 20_000, size=(9, 64))
+    current = eplb.rebalance_experts(rng.integers(0, 20_000, size=(9, 64)), 96, 8, 2, 16)[0]
+    monkeypatch.setenv("WIDEEP_NUM_THREADS", "1")
+    sequential = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy)
+    sequential_migrating = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy, current=current)
+    monkeypatch.setenv("WIDEEP_NUM_THREADS", "4")
+    parallel = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy)
+    parallel_migrating = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy, current=current)
+    for a, b in zip(sequential + sequential_migrating, parallel + parallel_migrating):
+        assert np.array_equal(a, b)
