@@ -22,6 +22,13 @@ public struct MigrationPlan: Sendable, Codable, Equatable {
         public var newExpert: Int
         /// Where the weights come from.
         public var source: Source
+
+        public init(layer: Int, slot: Int, newExpert: Int, source: Source) {
+            self.layer = layer
+            self.slot = slot
+            self.newExpert = newExpert
+            self.source = source
+        }
     }
 
     /// Every copy, grouped by layer (ascending), then by slot, [moves].
