@@ -3,14 +3,17 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Dispatch
 import WideEPCore
 
 /// Plans layers concurrently: layers are independent, so each worker takes a contiguous block of layers and calls
 /// `Planner.planLayer`. The result equals `Planner.plan` (the planner is deterministic per layer); on failure the
 /// error of the lowest failing layer is thrown, as a sequential loop would.
+///
+/// Workers are plain pthreads created and joined inside the call, not a libdispatch pool: libwideep lives in host
+/// processes (vLLM, SGLang) that fork, and a child of a process that used libdispatch cannot use it again. Starting
+/// a thread costs tens of microseconds against milliseconds of planning.
 enum LayerParallel {
-    /// Workers to use: `WIDEEP_NUM_THREADS` when set to a positive integer, else the active processor count, and
+    /// Workers to use: `WIDEEP_NUM_THREADS` when set to a positive integer, else the online processor count, and
     /// never more than `layers`.
     static func workerCount(layers: Int) -> Int {
         var n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
@@ -28,7 +31,7 @@ enum LayerParallel {
             _ = results.deinitialize()
             results.deallocate()
         }
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        run(workers: workers) { w in
             let begin = w * layers / workers, end = (w + 1) * layers / workers
             for l in begin..<end {
                 // Each worker writes only its own layers' entries.
@@ -38,5 +41,47 @@ enum LayerParallel {
             }
         }
         return try results.map { try $0!.get() }
+    }
+
+    /// Runs `body(0..<workers)`, `body(0)` on the calling thread and the others on fresh threads; returns after all.
+    /// A worker whose thread cannot be started runs on the calling thread instead.
+    static func run(workers: Int, _ body: @escaping (Int) -> Void) {
+        var threads: [pthread_t] = []
+        var inline: [Int] = []
+        for w in 1..<workers {
+            let job = Unmanaged.passRetained(Job { body(w) }).toOpaque()
+            if let thread = start(job) {
+                threads.append(thread)
+            } else {
+                Unmanaged<Job>.fromOpaque(job).release()
+                inline.append(w)
+            }
+        }
+        body(0)
+        for w in inline { body(w) }
+        for thread in threads { pthread_join(thread, nil) }
+    }
+
+    private final class Job {
+        let work: () -> Void
+        init(_ work: @escaping () -> Void) { self.work = work }
+    }
+
+    private static func start(_ job: UnsafeMutableRawPointer) -> pthread_t? {
+        #if os(Linux)
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue().work()
+            return nil
+        }, job)
+        return rc == 0 ? thread : nil
+        #else
+        var thread: pthread_t?
+        let rc = pthread_create(&thread, nil, { raw in
+            Unmanaged<Job>.fromOpaque(raw).takeRetainedValue().work()
+            return nil
+        }, job)
+        return rc == 0 ? thread : nil
+        #endif
     }
 }

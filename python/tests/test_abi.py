@@ -175,3 +175,21 @@ def test_layer_parallel_planning_equals_sequential(lib, monkeypatch, policy):
     parallel_migrating = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy, current=current)
     for a, b in zip(sequential + sequential_migrating, parallel + parallel_migrating):
         assert np.array_equal(a, b)
+
+
+def test_planning_works_in_a_forked_child_after_the_parent_planned(lib, monkeypatch):
+    """Hosts like vLLM fork workers; the library keeps no thread pool that a child could inherit broken."""
+    import os
+
+    monkeypatch.setenv("WIDEEP_NUM_THREADS", "3")
+    weight = np.random.default_rng(41).integers(0, 10_000, size=(6, 32))
+    expected = eplb.rebalance_experts(weight, 48, 4, 2, 8)[0]
+    pid = os.fork()
+    if pid == 0:  # child: exit code 0 only if the plan is right
+        code = 1
+        try:
+            code = 0 if np.array_equal(eplb.rebalance_experts(weight, 48, 4, 2, 8)[0], expected) else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
