@@ -17,6 +17,9 @@
  * Thread safety
  *  - All functions are reentrant and may be called from any number of threads at once. They share no mutable
  *    state; the last-error message is per thread.
+ *  - wideep_plan plans layers on several threads: it starts them inside the call and joins them before it returns
+ *    (no pool outlives a call, so a host may fork at any time). The environment variable WIDEEP_NUM_THREADS caps
+ *    their number (default: the online processor count; 1 plans on the calling thread only).
  */
 #ifndef WIDEEP_H
 #define WIDEEP_H
