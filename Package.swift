@@ -70,6 +70,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "WideEPDistributedTests", dependencies: ["WideEPDistributed"]),
+        .testTarget(name: "WideEPCUDATests", dependencies: ["WideEPCUDA", "CUDADriver", "WideEPCore", "WideEPRuntime"]),
         .testTarget(name: "WideEPCLITests", dependencies: ["wide-ep", "WideEPTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -70,6 +70,14 @@ public enum LibraryLoader {
         public let pythonDirs: [String]
         /// A symbol every version exports, used to report the file a soname resolved to.
         public let probe: String
+
+        public init(name: String, envOverride: String, sonames: [String], pythonDirs: [String], probe: String) {
+            self.name = name
+            self.envOverride = envOverride
+            self.sonames = sonames
+            self.pythonDirs = pythonDirs
+            self.probe = probe
+        }
     }
 
     /// The driver: `libcuda.so.1` (installed by the driver package, never in a toolkit folder).
