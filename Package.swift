@@ -71,7 +71,7 @@ let package = Package(
         ),
         .testTarget(name: "WideEPDistributedTests", dependencies: ["WideEPDistributed"]),
         .testTarget(name: "WideEPCUDATests", dependencies: ["WideEPCUDA", "CUDADriver", "WideEPCore", "WideEPRuntime"]),
-        .testTarget(name: "WideEPCLITests", dependencies: ["wide-ep", "WideEPTestSupport"]),
+        .testTarget(name: "WideEPCLITests", dependencies: ["wide-ep", "WideEPCore", "WideEPWorkload", "WideEPTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -46,7 +46,7 @@ struct StatsCommand: ParsableCommand {
         }
         let steps = s.numSteps.map { "\($0) steps" } ?? "totals only (no per-step axis)"
         print("\(file): \(s.numLayers) layers × \(s.numExperts) experts, \(steps)"
-            + (stats.metadata.model.map { ", model \($0)" } ?? ""))
+            + (stats.metadata.model.map { ", model \($0.count > 60 ? $0.prefix(57) + "..." : $0)" } ?? ""))
         var rows = [["layer", "tokens", "hottest/mean", "cv", "imbalance@EP\(r)", "balancedness", "hottest experts (×mean)"]]
         for l in s.layers {
             rows.append([
