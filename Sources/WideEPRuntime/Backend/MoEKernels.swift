@@ -98,6 +98,8 @@ public protocol MoEKernels: AnyObject {
     func addInPlace(_ x: Buffer, _ y: Buffer, count: Int) throws
     /// Writes one expert's weights (host float32, W13 [2I, H] and W2 [H, I]) into local slot `localSlot` of the fixed
     /// slot buffers. It must complete before it returns, so a caller can publish the new placement right after.
+    /// Unlike the other methods it is called from the migration thread while the rank's thread runs other layers,
+    /// so it must be safe to run concurrently with them (e.g. its own copy stream); it only touches `weights`.
     func writeSlot(
         w13: UnsafeBufferPointer<Float>, w2: UnsafeBufferPointer<Float>, into weights: SlotWeights<Buffer>,
         localSlot: Int) throws

@@ -1,0 +1,47 @@
+import WideEPCore
+
+/// The summary of one serving run (what `wide-ep run` prints).
+public struct RunReport: Sendable, Codable {
+    /// Balancer mode.
+    public var balancer: BalancerMode
+    /// Backend name.
+    public var device: String
+    /// EP size.
+    public var ranks: Int
+    /// Total slots per layer.
+    public var numSlots: Int
+    /// Steps run.
+    public var steps: Int
+    /// Tokens processed (all layers see each token).
+    public var tokens: Int
+    /// Wall seconds of the step loop.
+    public var seconds: Double
+    /// tokens / seconds.
+    public var tokensPerSecond: Double
+    /// Realized per-(layer, step) imbalance: (max − mean) / mean of the tokens each rank computed.
+    public var imbalanceMean: Double
+    /// p99 of the same samples.
+    public var imbalanceP99: Double
+    /// Mean balancedness (mean / max).
+    public var balancedness: Double
+    /// Plans applied that changed at least one slot.
+    public var rebalances: Int
+    /// Slot rewrites.
+    public var slotsMoved: Int
+    /// Bytes written into slot buffers (float32).
+    public var bytesCopied: Int
+    /// Seconds the migration copy jobs ran (on the migration thread, overlapped with serving).
+    public var migrationSeconds: Double
+    /// Seconds forwards waited for an unfinished copy of their own layer.
+    public var migrationStallSeconds: Double
+    /// Layer checks against the dense reference.
+    public var verifications: Int
+    /// Checks whose relative error exceeded the tolerance.
+    public var verificationMismatches: Int
+    /// Largest relative error seen in verification.
+    public var maxRelativeError: Double
+    /// Forwards that saw a slot not holding its placement's expert (must be 0).
+    public var staleSlotObservations: Int
+    /// Phase times summed over steps and layers (slowest rank per phase), seconds.
+    public var phases: PhaseTimes
+}

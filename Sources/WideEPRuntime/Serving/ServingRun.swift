@@ -1,0 +1,143 @@
+import Foundation
+import WideEPCore
+
+/// Settings of a serving run.
+public struct RunOptions: Sendable {
+    /// Steps to run.
+    public var steps: Int
+    /// Tokens per step over all ranks (rank r gets an even share, the remainder to the first ranks).
+    public var tokensPerStep: Int
+    /// Balancer settings.
+    public var balancer: BalancerOptions
+    /// How batches split over replicas.
+    public var split: SplitPolicy
+    /// Compare every layer with the dense reference every N steps (0 = never).
+    public var verifyEvery: Int
+    /// Relative-error tolerance of a verification.
+    public var verifyTolerance: Double
+    /// Seed of the hidden states.
+    public var seed: UInt64
+
+    public init(
+        steps: Int, tokensPerStep: Int, balancer: BalancerOptions, split: SplitPolicy = .balanced,
+        verifyEvery: Int = 0, verifyTolerance: Double = 1e-4, seed: UInt64 = 0
+    ) {
+        self.steps = steps
+        self.tokensPerStep = tokensPerStep
+        self.balancer = balancer
+        self.split = split
+        self.verifyEvery = verifyEvery
+        self.verifyTolerance = verifyTolerance
+        self.seed = seed
+    }
+}
+
+/// One progress report, sent every few seconds of a run.
+public struct RunProgress: Sendable {
+    /// Steps done.
+    public var step: Int
+    /// Steps in the run.
+    public var steps: Int
+    /// Tokens per second so far.
+    public var tokensPerSecond: Double
+    /// Mean realized imbalance so far.
+    public var imbalanceMean: Double
+    /// Plans applied so far.
+    public var rebalances: Int
+}
+
+/// The serving loop: workload → engine steps → statistics → background planning → migration.
+public enum ServingRun {
+    /// Runs `options.steps` steps of `workload` on `backend` and returns the summary and the realized per-step
+    /// counts [steps][L][E].
+    ///
+    /// - Parameters:
+    ///   - initial: the starting placements [L].
+    ///   - staticPlacementGiven: with `static`, `initial` came from a placement file and is kept as is.
+    ///   - progress: called on the calling thread about every `progressInterval` seconds.
+    public static func run<B: MoEBackend>(
+        backend: B, store: [MoELayerWeights], initial: [Placement], workload: RoutingWorkload, options: RunOptions,
+        staticPlacementGiven: Bool = false, progressInterval: Double = 2, progress: (RunProgress) -> Void = { _ in }
+    ) throws -> (report: RunReport, counts: [[[Double]]]) {
+        guard options.steps >= 1 else { throw RunError.invalidOption(name: "steps", value: "\(options.steps)", expected: ">= 1") }
+        guard options.tokensPerStep >= 1 else {
+            throw RunError.invalidOption(name: "tokens-per-step", value: "\(options.tokensPerStep)", expected: ">= 1")
+        }
+        let config = store[0].config, h = config.hiddenSize, nl = store.count
+        let engine = try Engine(backend: backend, store: store, placements: initial, splitPolicy: options.split)
+        let migrator = WeightMigrator(engine: engine, layerUpdatesPerStep: options.balancer.layerUpdatesPerStep)
+        let balancer = OnlineBalancer(
+            options: options.balancer, numLayers: nl, numExperts: config.numExperts,
+            staticPlacementGiven: staticPlacementGiven)
+        var workload = workload
+        var summary = ImbalanceSummary()
+        var counts: [[[Double]]] = []
+        var rebalances = 0, verifications = 0, mismatches = 0, stale = 0
+        var maxErr = 0.0, stall = 0.0
+        var phases = PhaseTimes()
+        var rng = SeededGenerator(seed: options.seed &+ 0x1234)
+        let ranks = backend.localRanks, r = backend.numRanks
+        let start = monotonicSeconds()
+        var lastProgress = start
+        var tokensDone = 0
+        for step in 0..<options.steps {
+            let offsets = workload.logitOffsets(workload.nextCounts())
+            let hidden: [[Float]] = ranks.map { rank in
+                let t = options.tokensPerStep / r + (rank < options.tokensPerStep % r ? 1 : 0)
+                return (0..<(t * h)).map { _ in rng.symmetric(1.7320508) }
+            }
+            let verify = options.verifyEvery > 0 && step % options.verifyEvery == 0
+            let staged = migrator.stage()
+            let result = try engine.step(hidden: hidden, logitOffsets: offsets, staged: staged, capture: verify)
+            try migrator.finish()
+            stall += result.copyWait
+            phases = phases + result.times
+            tokensDone += options.tokensPerStep
+            var stepCounts: [[Double]] = []
+            var meanRatio = 0.0
+            for info in result.layers {
+                summary.add(rankLoads: info.rankLoads)
+                meanRatio += Imbalance.ratio(info.rankLoads) / Double(nl)
+                stepCounts.append(info.expertCounts.map(Double.init))
+                stale += info.staleSlots
+            }
+            counts.append(stepCounts)
+            if verify, let cap = result.captured {
+                for l in 0..<nl {
+                    let input = cap[l].flatMap(\.input), output = cap[l].flatMap(\.output)
+                    let ref = DenseMoEReference.forward(
+                        weights: store[l], hidden: input, tokens: input.count / h, logitOffset: offsets[l])
+                    let err = MoEMath.relativeError(output, ref)
+                    verifications += 1
+                    maxErr = max(maxErr, err)
+                    if !(err <= options.verifyTolerance) { mismatches += 1 }
+                }
+            }
+            balancer.observe(step: step, counts: stepCounts, imbalance: meanRatio, current: migrator.targets)
+            if let plan = try balancer.takePlan() {
+                if plan != migrator.targets {
+                    rebalances += 1
+                    try migrator.setTargets(plan)
+                }
+            }
+            let now = monotonicSeconds()
+            if now - lastProgress >= progressInterval {
+                lastProgress = now
+                progress(RunProgress(step: step + 1, steps: options.steps,
+                                     tokensPerSecond: Double(tokensDone) / (now - start),
+                                     imbalanceMean: summary.mean, rebalances: rebalances))
+            }
+        }
+        let seconds = monotonicSeconds() - start
+        balancer.waitForIdle()
+        let report = RunReport(
+            balancer: options.balancer.mode, device: backend.deviceName, ranks: r, numSlots: initial[0].numSlots,
+            steps: options.steps, tokens: tokensDone, seconds: seconds, tokensPerSecond: Double(tokensDone) / seconds,
+            imbalanceMean: summary.mean, imbalanceP99: summary.p99, balancedness: summary.balancedness,
+            rebalances: rebalances, slotsMoved: migrator.slotsMoved, bytesCopied: migrator.bytesCopied,
+            migrationSeconds: migrator.copySeconds, migrationStallSeconds: stall, verifications: verifications,
+            verificationMismatches: mismatches, maxRelativeError: maxErr, staleSlotObservations: stale,
+            phases: phases)
+        return (report, counts)
+    }
+}
