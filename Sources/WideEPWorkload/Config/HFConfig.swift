@@ -21,11 +21,17 @@ import WideEPCore
 public enum HFConfig {
     /// Model families this reader understands.
     public enum Family: String, CaseIterable, Sendable {
+        /// DeepSeek-V3 / R1 and Kimi-K2 (`deepseek_v3`, `kimi_k2`).
         case deepseekV3 = "deepseek_v3"
+        /// DeepSeek-V2 and V2-Lite (`deepseek_v2`).
         case deepseekV2 = "deepseek_v2"
+        /// Qwen1.5/Qwen2-MoE (`qwen2_moe`), with a gated shared expert.
         case qwen2MoE = "qwen2_moe"
+        /// Qwen3-MoE (`qwen3_moe`).
         case qwen3MoE = "qwen3_moe"
+        /// Mixtral (`mixtral`).
         case mixtral
+        /// OLMoE (`olmoe`).
         case olmoe
     }
 

@@ -1,19 +1,30 @@
 /// Element types of the safetensors format, named as in the file header (`"F32"`, `"BF16"`, `"F8_E4M3"`, …).
 public enum SafeTensorsDType: String, CaseIterable, Sendable, Codable {
+    /// Booleans, one byte each (0 or 1).
     case bool = "BOOL"
+    /// Unsigned 8-bit integers.
     case u8 = "U8"
+    /// Signed 8-bit integers.
     case i8 = "I8"
+    /// Unsigned 16-bit integers.
     case u16 = "U16"
+    /// Signed 16-bit integers.
     case i16 = "I16"
+    /// Unsigned 32-bit integers.
     case u32 = "U32"
+    /// Signed 32-bit integers.
     case i32 = "I32"
+    /// Unsigned 64-bit integers.
     case u64 = "U64"
+    /// Signed 64-bit integers.
     case i64 = "I64"
     /// IEEE 754 half precision.
     case f16 = "F16"
     /// bfloat16: the upper 16 bits of an IEEE float.
     case bf16 = "BF16"
+    /// IEEE 754 single precision.
     case f32 = "F32"
+    /// IEEE 754 double precision.
     case f64 = "F64"
     /// OCP FP8 E4M3 ("fn" variant: bias 7, no infinities, 0x7F / 0xFF are NaN, max 448), as in DeepSeek-V3 weights.
     case f8E4M3 = "F8_E4M3"

@@ -25,7 +25,9 @@ public struct StatsSummary: Sendable, Codable, Equatable {
 
     /// An expert and its load relative to the layer mean.
     public struct Expert: Sendable, Codable, Equatable {
+        /// Expert id within the layer.
         public var expert: Int
+        /// The expert's load / the layer's mean expert load.
         public var ratio: Double
     }
 
@@ -48,7 +50,12 @@ public struct StatsSummary: Sendable, Codable, Equatable {
 
     /// Per-step imbalance figures.
     public struct Realized: Sendable, Codable, Equatable {
-        public var mean: Double, p99: Double, balancedness: Double
+        /// Mean (max − mean)/mean over layers × steps.
+        public var mean: Double
+        /// 99th percentile of the same samples.
+        public var p99: Double
+        /// Mean of mean/max over the same samples.
+        public var balancedness: Double
     }
 
     /// The largest EP size ≤ 32 that divides `numExperts` (32 for DeepSeek's 256 experts).
