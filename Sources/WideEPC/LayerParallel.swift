@@ -9,9 +9,9 @@ import WideEPCore
 /// `Planner.planLayer`. The result equals `Planner.plan` (the planner is deterministic per layer); on failure the
 /// error of the lowest failing layer is thrown, as a sequential loop would.
 ///
-/// Workers are plain pthreads created and joined inside the call, not a libdispatch pool: libwideep lives in host
-/// processes (vLLM, SGLang) that fork, and a child of a process that used libdispatch cannot use it again. Starting
-/// a thread costs tens of microseconds against milliseconds of planning.
+/// Workers are plain pthreads created and joined inside the call rather than a pool that outlives it: libwideep
+/// lives in host processes (vLLM, SGLang) that may fork at any time, and with no pool there is no thread state for a
+/// child to inherit. Starting a thread costs tens of microseconds against milliseconds of planning.
 enum LayerParallel {
     /// Workers to use: `WIDEEP_NUM_THREADS` when set to a positive integer, else the online processor count, and
     /// never more than `layers`.
