@@ -59,6 +59,21 @@ def test_vllm_register_replaces_the_default_policy(lib, fake_vllm):
     assert (phy2log[0] == README_PHY2LOG[0]).all()
 
 
+def test_vllm_register_hooks_eplb_state_in_older_vllm(lib, monkeypatch):
+    names = ["vllm", "vllm.distributed", "vllm.distributed.eplb", "vllm.distributed.eplb.eplb_state"]
+    mods = {n: types.ModuleType(n) for n in names}
+    state = mods["vllm.distributed.eplb.eplb_state"]
+    state.rebalance_experts = lambda *a: (_ for _ in ()).throw(AssertionError("replaced"))
+    for parent, child in zip(names, names[1:]):
+        setattr(mods[parent], child.rsplit(".", 1)[1], mods[child])
+    for n, m in mods.items():
+        monkeypatch.setitem(sys.modules, n, m)
+    vllm_adapter.register("deepseek")
+    phy2log, log2phy, logcnt = state.rebalance_experts(README_WEIGHT, 16, 4, 2, 8)
+    check_plan(phy2log, log2phy, logcnt, 2, 12, 16)
+    assert (phy2log[0] == README_PHY2LOG[0]).all()
+
+
 def test_vllm_policy_uses_the_old_map_and_ignores_a_mismatching_one(lib):
     cls = vllm_adapter.policy_class("balanced")
     weight = np.random.default_rng(1).integers(10, 1000, size=(2, 12))
