@@ -89,8 +89,7 @@ public enum Launcher {
             p.environment = childEnv
             p.terminationHandler = { proc in
                 lock.lock()
-                let code: Int32 = proc.terminationReason == .uncaughtSignal ? 128 + proc.terminationStatus
-                    : proc.terminationStatus
+                let code = exitCode(of: proc)
                 state.statuses[local] = code
                 if code != 0 && state.firstFailure == nil { state.firstFailure = (rank, code) }
                 lock.broadcast()
@@ -127,10 +126,17 @@ public enum Launcher {
             for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) }
         }
         for p in processes { p.waitUntilExit() }
-        lock.lock()
-        let final = state.statuses.map { $0 ?? 127 }
-        lock.unlock()
+        // Read the final statuses from the processes themselves: termination handlers may still be in flight.
+        var final = [Int32](repeating: 127, count: options.nprocPerNode)
+        for (i, p) in processes.enumerated() {
+            final[i] = exitCode(of: p)
+        }
         return Outcome(exitCode: failure?.code ?? 0, failedRank: failure?.rank, statuses: final)
+    }
+
+    /// A shell-style exit code: the status, or 128 + the signal for a process killed by a signal.
+    static func exitCode(of p: Process) -> Int32 {
+        p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
     }
 
     /// A TCP port that is free on this host right now.
