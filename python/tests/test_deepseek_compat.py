@@ -1,5 +1,7 @@
 """policy="deepseek" against DeepSeek's published example and the numpy reference."""
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import README_ARGS, README_PHY2LOG, README_WEIGHT, check_plan, gpu_loads, slot_loads
@@ -24,6 +26,11 @@ def test_deepseek_policy_matches_the_readme_example_slot_for_slot_up_to_ties(lib
     assert np.array_equal(gpu_loads(README_WEIGHT, phy2log, 8), gpu_loads(README_WEIGHT, README_PHY2LOG, 8))
     # Layer 0 has no ties: it must be identical.
     assert (phy2log[0] == README_PHY2LOG[0]).all()
+    if not (phy2log == README_PHY2LOG).all():
+        # Layer 1 has three replicas of load 86 (expert 8's two, expert 9's one): DeepSeek packs equal-load replicas
+        # in physical-index order (originals first, then redundant ones in creation order).
+        warnings.warn(f"policy='deepseek' breaks an equal-load tie unlike DeepSeek: layer 1 gives "
+                      f"{phy2log[1].tolist()}, published {README_PHY2LOG[1].tolist()}")
 
 
 def _same_log2phy_sets(a, b):
