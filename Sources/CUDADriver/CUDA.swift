@@ -21,7 +21,11 @@ public enum CUDA {
     }()
 
     static let nvrtcResult: (Result<NVRTCAPI, CUDAError>, LibraryLocation) = load(LibraryLoader.nvrtc, NVRTCAPI.init)
-    static let cublasResult: (Result<CUBLASAPI, CUDAError>, LibraryLocation) = load(LibraryLoader.cublas, CUBLASAPI.init)
+    /// cuBLASLt is opened first (RTLD_GLOBAL) so that cuBLAS, which needs it, resolves it whichever folder it is in.
+    static let cublasResult: (Result<CUBLASAPI, CUDAError>, LibraryLocation) = {
+        _ = cublasLtLocation
+        return load(LibraryLoader.cublas, CUBLASAPI.init)
+    }()
     static let ncclResult: (Result<NCCLAPI, CUDAError>, LibraryLocation) = load(LibraryLoader.nccl, NCCLAPI.init)
     static let cublasLtLocation: LibraryLocation = LibraryLoader.open(LibraryLoader.cublasLt).1
 

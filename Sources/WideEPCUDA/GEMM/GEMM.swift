@@ -36,14 +36,20 @@ extension GPU {
 public final class SlotGEMM {
     let gpu: GPU
     let maxSlots: Int
+    /// A ring of pointer-array regions, so a call never overwrites pinned memory an earlier async copy still reads.
+    static let ringSize = 4
     let pointerArrays: DeviceArray<UInt64>
     let pinned: PinnedBuffer<UInt64>
+    let copied: [CUDAEvent]
+    var used = [Bool](repeating: false, count: ringSize)
+    var next = 0
 
     public init(gpu: GPU, maxSlots: Int) throws {
         self.gpu = gpu
         self.maxSlots = maxSlots
-        pointerArrays = try DeviceArray(gpu, count: 3 * maxSlots)
-        pinned = try PinnedBuffer(gpu, count: 3 * maxSlots)
+        pointerArrays = try DeviceArray(gpu, count: Self.ringSize * 3 * maxSlots)
+        pinned = try PinnedBuffer(gpu, count: Self.ringSize * 3 * maxSlots)
+        copied = try (0..<Self.ringSize).map { _ in try CUDAEvent(context: gpu.context, timing: false) }
     }
 
     /// Whether the loaded cuBLAS has `cublasGemmGroupedBatchedEx`.
@@ -88,20 +94,28 @@ public final class SlotGEMM {
         }
         let g = ms.count
         if g == 0 { return }
-        // The previous call's copy has finished: callers synchronise on the counts before every forward.
-        let p = pinned.pointer
+        // Take the next ring region; wait until the copy that last read its pinned half has run.
+        let r = next
+        next = (next + 1) % Self.ringSize
+        if used[r] { try copied[r].synchronize() }
+        let region = r * 3 * maxSlots
+        let p = pinned.pointer + region
         for i in 0..<g {
             p[i] = aPtr[i]
             p[g + i] = bPtr[i]
             p[2 * g + i] = cPtr[i]
         }
-        try pinned.copyAsync(to: pointerArrays, count: 3 * g, gpu: gpu)
+        let base = pointerArrays.pointer + UInt64(region * 8)
+        try gpu.context.api.check(
+            gpu.context.api.cuMemcpyHtoDAsync(base, UnsafeRawPointer(p), 3 * g * 8, gpu.stream.handle),
+            "cuMemcpyHtoDAsync(grouped GEMM pointers)")
+        try copied[r].record(on: gpu.stream)
+        used[r] = true
         let transA = [Int32](repeating: CUBLASConst.opT, count: g)
         let transB = [Int32](repeating: CUBLASConst.opN, count: g)
         let nArr = [Int32](repeating: Int32(n), count: g), kArr = [Int32](repeating: Int32(k), count: g)
         let ones = [Int32](repeating: 1, count: g)
         let alpha = [Float](repeating: 1, count: g), beta = [Float](repeating: 0, count: g)
-        let base = pointerArrays.pointer
         try h.api.check(
             fn(
                 h.handle, transA, transB, nArr, ms, kArr, alpha, base, CUBLASConst.r16BF, kArr, base + UInt64(8 * g),
