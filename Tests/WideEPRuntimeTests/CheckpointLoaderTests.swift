@@ -88,6 +88,23 @@ import WideEPWorkload
         #expect(s.layout.firstDenseLayers == 1 && s.layout.numLayers == 2 && s.config.numGroups == 4)
     }
 
+    @Test func progressComesOnlyAfterEveryTensorIsChecked() throws {
+        var lines: [String] = []
+        _ = try CheckpointLoader.loadLayer(directory: Fixture.named("deepseek-v3-fp8").directory, layer: 0) {
+            lines.append($0)
+        }
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains("8 experts") == true && lines.first?.contains("F8_E4M3") == true)
+        let c = Fixture.named("mixtral")
+        let dir = try Fixture.edited(c) { $0.filter { $0.0 != "model.layers.0.block_sparse_moe.experts.7.w2.weight" } }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        lines = []
+        #expect(throws: CheckpointError.self) {
+            _ = try CheckpointLoader.loadLayer(directory: dir, layer: 0) { lines.append($0) }
+        }
+        #expect(lines.isEmpty)
+    }
+
     /// transformers 5.x module state keeps experts fused; the loader reads that layout to the same weights.
     @Test func fusedExpertTensorsLoadLikePerExpertKeys() throws {
         let c = Fixture.named("mixtral")

@@ -38,13 +38,19 @@ public enum CheckpointLoader {
 
     /// Loads layer `layer`'s router, correction bias, routed experts and shared expert, in float32.
     ///
+    /// Every tensor is found and shape-checked before any is converted, so a bad checkpoint fails fast; `progress`
+    /// is then called once with a line describing the conversion about to run (it can take a while for real models).
+    ///
     /// - Throws: `CheckpointError` for a missing folder, config or tensor (naming the key and the file), a wrong
     ///   shape, an unknown layout, a dense layer or an out-of-range index; `SafeTensorsError` for an unreadable shard;
-    ///   `ConfigError` when `config.json` does not describe a supported MoE model.
-    public static func loadLayer(directory: String, layer: Int) throws -> MoELayerWeights {
+    ///   `HFConfigError` when `config.json` does not describe a supported MoE model.
+    public static func loadLayer(
+        directory: String, layer: Int, progress: ((String) -> Void)? = nil
+    ) throws -> MoELayerWeights {
         let (files, layout, config) = try open(directory)
         let keys = try layerKeys(files, layout, layer: layer, directory: directory)
-        return try load(files, keys: keys, config: config, block: layout.weightBlock, directory: directory)
+        return try load(files, keys: keys, config: config, block: layout.weightBlock, directory: directory,
+                        progress: progress)
     }
 
     /// Opens the folder: config, MoE shape and tensor index.
@@ -93,15 +99,12 @@ public enum CheckpointLoader {
     /// Reads and converts every tensor of the layer.
     static func load(
         _ files: CheckpointFiles, keys: MoELayerKeys, config c: MoEConfig, block: (rows: Int, cols: Int),
-        directory: String
+        directory: String, progress: ((String) -> Void)?
     ) throws -> MoELayerWeights {
         let h = c.hiddenSize, e = c.numExperts, i = c.moeIntermediateSize
-        let router = try files.matrix(keys.router, shape: [e, h], block: block).floats()
-        var bias: [Float]?
-        if c.hasCorrectionBias {
-            bias = try files.matrix(keys.correctionBias, shape: [e], block: block).floats()
-        }
-        // Resolve (and shape-check) every expert matrix first, serially; convert in parallel afterwards.
+        let router = try files.matrix(keys.router, shape: [e, h], block: block)
+        let bias = c.hasCorrectionBias ? try files.matrix(keys.correctionBias, shape: [e], block: block) : nil
+        // Resolve (and shape-check) every matrix first, serially; convert in parallel afterwards.
         var w13Parts: [(gate: CheckpointMatrix, up: CheckpointMatrix)] = []
         var w2Parts: [CheckpointMatrix] = []
         w13Parts.reserveCapacity(e)
@@ -118,6 +121,13 @@ public enum CheckpointLoader {
                 w13Parts.append((both, both))
                 w2Parts.append(try files.fusedSlice(k.down, experts: e, expert: x, rows: h, cols: i))
             }
+        }
+        let shared = try resolveShared(files, keys: keys, config: c, block: block, directory: directory)
+        if let progress {
+            let bytes = w13Parts.reduce(0) { $0 + $1.gate.tensor.dtype.byteSize * 2 * i * h }
+                + w2Parts.reduce(0) { $0 + $1.tensor.dtype.byteSize * h * i }
+            let dtypes = Set(w2Parts.map(\.tensor.dtype.rawValue)).sorted().joined(separator: "/")
+            progress("converting layer \(keys.layer): \(e) experts, \(bytes >> 20) MiB of \(dtypes) weights to float32")
         }
         var w13 = [Float](repeating: 0, count: e * 2 * i * h)
         var w2 = [Float](repeating: 0, count: e * h * i)
@@ -137,19 +147,29 @@ public enum CheckpointLoader {
                 }
             }
         }
-        let shared = try loadShared(files, keys: keys, config: c, block: block, directory: directory)
+        var sharedW13: [Float]?
+        if let s = shared.mlp {
+            let width = s.gate.rows
+            var a = [Float](repeating: 0, count: 2 * width * h)
+            a.withUnsafeMutableBufferPointer { p in
+                s.gate.convert(into: p.baseAddress!)
+                s.up.convert(into: p.baseAddress! + width * h)
+            }
+            sharedW13 = a
+        }
         let weights = MoELayerWeights(
-            config: c, routerWeight: router, correctionBias: bias, w13: w13, w2: w2, sharedW13: shared.w13,
-            sharedW2: shared.w2, sharedGate: shared.gate)
+            config: c, routerWeight: router.floats(), correctionBias: bias?.floats(), w13: w13, w2: w2,
+            sharedW13: sharedW13, sharedW2: shared.mlp?.down.floats(), sharedGate: shared.gate?.floats())
         try weights.validate()
         return weights
     }
 
-    /// The shared expert (DeepSeek `shared_experts`, Qwen2-MoE `shared_expert` + `shared_expert_gate`).
-    static func loadShared(
+    /// The shared expert's matrices (DeepSeek `shared_experts`, Qwen2-MoE `shared_expert` + `shared_expert_gate`),
+    /// resolved and shape-checked.
+    static func resolveShared(
         _ files: CheckpointFiles, keys: MoELayerKeys, config c: MoEConfig, block: (rows: Int, cols: Int),
         directory: String
-    ) throws -> (w13: [Float]?, w2: [Float]?, gate: [Float]?) {
+    ) throws -> (mlp: (gate: CheckpointMatrix, up: CheckpointMatrix, down: CheckpointMatrix)?, gate: CheckpointMatrix?) {
         let h = c.hiddenSize
         let width = c.numShared * c.sharedIntermediateSize
         guard c.numShared > 0 else {
@@ -158,26 +178,21 @@ public enum CheckpointLoader {
                     directory: directory,
                     reason: "tensor '\(k.gate)' is a shared expert but config.json configures no shared expert")
             }
-            return (nil, nil, nil)
+            return (nil, nil)
         }
-        let prefix = keys.prefix + (keys.prefix.hasSuffix("block_sparse_moe.") ? "shared_expert." : "shared_experts.")
+        let prefix = keys.prefix + (c.sharedExpertGate ? "shared_expert." : "shared_experts.")
         let k = keys.shared ?? (prefix + "gate_proj.weight", prefix + "up_proj.weight", prefix + "down_proj.weight")
-        let gate = try files.matrix(k.gate, shape: [width, h], block: block)
-        let up = try files.matrix(k.up, shape: [width, h], block: block)
-        let down = try files.matrix(k.down, shape: [h, width], block: block)
-        var w13 = [Float](repeating: 0, count: 2 * width * h)
-        w13.withUnsafeMutableBufferPointer { p in
-            gate.convert(into: p.baseAddress!)
-            up.convert(into: p.baseAddress! + width * h)
-        }
-        var sharedGate: [Float]?
+        let mlp = (gate: try files.matrix(k.gate, shape: [width, h], block: block),
+                   up: try files.matrix(k.up, shape: [width, h], block: block),
+                   down: try files.matrix(k.down, shape: [h, width], block: block))
+        var sharedGate: CheckpointMatrix?
         if c.sharedExpertGate {
-            sharedGate = try files.matrix(keys.sharedGate, shape: [1, h], block: block).floats()
+            sharedGate = try files.matrix(keys.sharedGate, shape: [1, h], block: block)
         } else if files.contains(keys.sharedGate) {
             throw CheckpointError.configMismatch(
                 directory: directory,
                 reason: "tensor '\(keys.sharedGate)' gates the shared expert but the config has no shared expert gate")
         }
-        return (w13, down.floats(), sharedGate)
+        return (mlp, sharedGate)
     }
 }

@@ -49,10 +49,20 @@ public enum LayerRun {
     public static func plan(
         counts: [Int], config: MoEConfig, epSize: Int, numSlots: Int, policy: PlannerPolicy
     ) throws -> Placement {
+        let request = try request(config: config, epSize: epSize, numSlots: numSlots, policy: policy)
+        return try Planner.planLayer(loads: counts.map(Double.init), request: request)
+    }
+
+    /// The planner request `plan` uses, validated against the layer's expert count (so flags can be checked before
+    /// any weights are loaded).
+    public static func request(
+        config: MoEConfig, epSize: Int, numSlots: Int, policy: PlannerPolicy
+    ) throws -> PlannerRequest {
         let request = PlannerRequest(
             numSlots: numSlots, topology: try Topology(numRanks: epSize), policy: policy,
             numExpertGroups: config.numGroups, allowSameRankReplicas: numSlots > config.numExperts * epSize)
-        return try Planner.planLayer(loads: counts.map(Double.init), request: request)
+        try request.validate(numExperts: config.numExperts)
+        return request
     }
 
     /// Runs `hidden` [tokens, H] through `weights` under `placement` on every rank of `backend`.
