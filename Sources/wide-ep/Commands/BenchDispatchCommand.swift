@@ -1,0 +1,278 @@
+import ArgumentParser
+import CUDADriver
+import Foundation
+import WideEPCUDA
+import WideEPDistributed
+
+extension TCPStore: CommStore {}
+
+/// `wide-ep bench dispatch`: multi-GPU dispatch/combine (NVLink normal, NVLink low-latency, NCCL) at DeepSeek-V3
+/// shapes, checked against host references first, next to torch `all_to_all_single` and the P2P copy ceiling.
+struct BenchDispatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dispatch",
+        abstract: "Check and time expert-parallel dispatch/combine across GPUs (run under `wide-ep launch`).",
+        discussion: """
+            Example: wide-ep launch --nproc-per-node 2 -- bench dispatch --tokens 128,4096. Bytes are counted as \
+            DeepEP does: rows actually sent × H × 2 (bf16; FP8 adds one float scale per 128 channels), combine \
+            the same rows in bf16. Every rank first checks its received rows, metadata and combined outputs \
+            against host references (--no-check skips this); a failed check exits 1.
+            """)
+
+    @Option(help: "Comma-separated tokens per rank.")
+    var tokens = "128,4096"
+
+    @Option(help: "Comma-separated modes: normal, low-latency, nccl.")
+    var mode = "normal,low-latency,nccl"
+
+    @Flag(help: "Dispatch in FP8 e4m3 with per-128-channel scales (combine stays bf16).")
+    var fp8 = false
+
+    @Option(help: "Hidden size H.") var hidden = 7168
+    @Option(help: "Routed experts E (a multiple of the ranks).") var experts = 256
+    @Option(help: "Experts per token.") var topK = 8
+    @Option(help: "Low-latency capacity, tokens per rank (low-latency runs only token counts up to it).")
+    var lowLatencyCapacity = 128
+    @Option(help: "Timed iterations per measurement (median reported).") var iterations = 20
+    @Option(help: "Untimed warm-up iterations.") var warmup = 3
+    @Option(help: "Blocks of the normal-mode kernels (the SMs the transport may use).") var blocks = 48
+    @Option(help: "Seconds a kernel waits for a peer before failing.") var timeout = 30.0
+    @Flag(inversion: .prefixedNo, help: "Check correctness (bf16 and FP8, both modes) before timing.")
+    var check = true
+    @Flag(help: "Only run the checks.") var checkOnly = false
+    @Option(help: "Tokens per rank of the normal-mode check.") var checkTokens = 256
+    @Option(help: "Baseline: auto (run benchmarks/torch_a2a_reference.py from rank 0), off, or a JSON file it wrote.")
+    var torchBaseline = "auto"
+    @Option(help: "Write the results as JSON to this file (rank 0).") var out: String?
+    @Option(help: "Fault injection: this rank kills itself (SIGKILL) in the middle of the first dispatch.")
+    var failRank: Int?
+
+    func parsedTokens() throws -> [Int] {
+        try tokens.split(separator: ",").map { s in
+            guard let n = Int(s.trimmingCharacters(in: .whitespaces)), n > 0 else {
+                throw ValidationError("--tokens: '\(s)' is not a positive integer (e.g. 128,4096)")
+            }
+            return n
+        }
+    }
+
+    func parsedModes() throws -> [String] {
+        let known = ["normal", "low-latency", "nccl"]
+        return try mode.split(separator: ",").map { s in
+            let m = s.trimmingCharacters(in: .whitespaces)
+            guard known.contains(m) else {
+                throw ValidationError("--mode: '\(m)' is not one of \(known.joined(separator: ", "))")
+            }
+            return m
+        }
+    }
+
+    func run() throws {
+        let counts = try parsedTokens(), modes = try parsedModes()
+        guard iterations >= 1, warmup >= 0 else { throw ValidationError("--iterations must be ≥ 1 and --warmup ≥ 0") }
+        guard lowLatencyCapacity >= 1 else { throw ValidationError("--low-latency-capacity must be ≥ 1") }
+        guard CUDA.isAvailable else {
+            throw ValidationError("CUDA is unavailable on this machine (\(CUDA.unavailableReason ?? "no driver"))")
+        }
+        let session = try DistributedSession.join(beforeExit: CommAbort.all)
+        let env = session.env
+        guard let store = session.store, env.worldSize >= 2 else {
+            throw ValidationError(
+                "bench dispatch needs at least 2 ranks: run it as `wide-ep launch --nproc-per-node 2 -- bench dispatch`")
+        }
+        let shape = EPShape(ranks: env.worldSize, hidden: hidden, experts: experts, topK: topK,
+                            maxTokens: max(counts.max()!, checkTokens), lowLatencyTokens: lowLatencyCapacity)
+        do { try shape.validate() } catch { throw ValidationError("\(error)") }
+        let devices = try CUDA.deviceCount()
+        let gpu = try GPU(ordinal: env.localRank % devices)
+        let sharedGPU = devices < env.localWorldSize
+        let log: (String) -> Void = { if env.rank == 0 { CLIOutput.progress("bench dispatch: " + $0) } }
+        log("\(env.worldSize) ranks on \(devices) × \(gpu.name)\(sharedGPU ? " (ranks share a GPU: timings are not NVLink figures)" : ""); H \(hidden), E \(experts), top-\(topK)")
+        let ep = try NVLinkEP(gpu: gpu, rank: env.rank, shape: shape, store: store, timeoutSeconds: timeout)
+        ep.normalBlocks = max(1, blocks)
+        let harness = try EPHarness(ep: ep)
+        if let failRank, failRank == env.rank {
+            CLIOutput.progress("bench dispatch: rank \(env.rank) injecting a crash (SIGKILL) during dispatch")
+            kill(getpid(), SIGKILL)
+        }
+        var failures: [String] = []
+        if check || checkOnly {
+            failures = try runChecks(harness: harness, log: log)
+            let all = try store.allGather("bench-dispatch/check", Array(failures.joined(separator: "\n").utf8))
+                .map { String(decoding: $0, as: UTF8.self) }.filter { !$0.isEmpty }
+            if env.rank == 0 {
+                print(all.isEmpty ? "multi-GPU check: all passed on \(env.worldSize) ranks" : "multi-GPU check FAILED:\n" + all.joined(separator: "\n"))
+            }
+            if !all.isEmpty { session.finish(); throw ExitCode(1) }
+        }
+        if checkOnly { session.finish(); return }
+        let bench = EPBenchmark(harness: harness, iterations: iterations, warmup: warmup)
+        var samples: [EPBenchSample] = [], notes: [String] = []
+        var ncclComm: NCCLCommunicator<CUDAByteBuffer>?
+        for t in counts {
+            samples.append(try bench.p2pCopy(tokens: t))
+            for m in modes {
+                switch m {
+                case "normal":
+                    log("normal, \(t) tokens")
+                    samples.append(try bench.normal(tokens: t, fp8: fp8))
+                case "low-latency":
+                    guard t <= lowLatencyCapacity else { notes.append("low-latency skipped at \(t) tokens (capacity \(lowLatencyCapacity))"); continue }
+                    log("low-latency, \(t) tokens")
+                    samples.append(try bench.lowLatency(tokens: t, fp8: fp8))
+                default:
+                    if sharedGPU { notes.append("nccl skipped: NCCL refuses two ranks on one GPU"); continue }
+                    log("nccl, \(t) tokens")
+                    if ncclComm == nil { ncclComm = try NCCLCommunicator(gpu: gpu, rank: env.rank, size: env.worldSize, store: store) }
+                    let (s, bad) = try bench.nccl(tokens: t, comm: ncclComm!)
+                    if !bad.isEmpty { failures += bad }
+                    samples.append(s)
+                }
+            }
+        }
+        let enc = JSONEncoder()
+        let gathered = try store.allGather("bench-dispatch/samples", Array(try enc.encode(samples)))
+            .map { try JSONDecoder().decode([EPBenchSample].self, from: Data($0)) }
+        let sendMatrix = try counts.map { t -> [[Int]] in
+            let d = EPTestData(shape: shape, rank: env.rank, tokens: t, seed: harness.seed)
+            let mine = CommLayout.sendCounts(topk: d.topk, topK: topK, expertsPerRank: shape.expertsPerRank, numRanks: env.worldSize)
+            return try store.allGather("bench-dispatch/counts/\(t)", Array(try enc.encode(mine)))
+                .map { try JSONDecoder().decode([Int].self, from: Data($0)) }
+        }
+        if env.rank == 0 {
+            let baseline = torchBaselineResults(counts: counts, matrices: sendMatrix, sharedGPU: sharedGPU, notes: &notes)
+            try report(gathered: gathered, baseline: baseline, notes: notes, gpuName: gpu.name, devices: devices,
+                       ranks: env.worldSize)
+        }
+        session.finish()
+        if !failures.isEmpty {
+            for f in failures { CLIOutput.progress("bench dispatch: " + f) }
+            throw ExitCode(1)
+        }
+    }
+
+    func runChecks(harness: EPHarness, log: (String) -> Void) throws -> [String] {
+        var failures: [String] = []
+        let ll = min(lowLatencyCapacity, 128)
+        for f in [false, true] {
+            log("check normal \(f ? "fp8" : "bf16"), \(checkTokens) tokens")
+            failures += try harness.checkNormal(tokens: checkTokens, fp8: f)
+            log("check low-latency \(f ? "fp8" : "bf16"), \(ll) tokens")
+            failures += try harness.checkLowLatency(tokens: ll, fp8: f)
+        }
+        // Zero and one token: nothing (or little) to send must still signal, and epochs keep advancing.
+        for t in [0, 1] {
+            failures += try harness.checkNormal(tokens: t, fp8: false)
+            failures += try harness.checkLowLatency(tokens: t, fp8: false)
+        }
+        return failures
+    }
+}
+
+/// The torch baseline's results (benchmarks/torch_a2a_reference.py --out).
+struct TorchA2AResults: Codable {
+    struct Row: Codable {
+        let tokens: Int
+        let dispatch_us: Double
+        let combine_us: Double
+        let bytes: Int
+    }
+    let world_size: Int
+    let results: [Row]
+}
+
+extension BenchDispatchCommand {
+    /// Runs (or reads) the torch `all_to_all_single` baseline with the same per-rank send counts.
+    func torchBaselineResults(counts: [Int], matrices: [[[Int]]], sharedGPU: Bool, notes: inout [String]) -> TorchA2AResults? {
+        if torchBaseline == "off" { return nil }
+        var path = torchBaseline
+        if torchBaseline == "auto" {
+            if sharedGPU { notes.append("torch baseline skipped: NCCL refuses two ranks on one GPU"); return nil }
+            let dir = NSTemporaryDirectory() + "wideep-a2a-\(getpid())"
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            struct Spec: Encodable { let hidden: Int; let tokens: [Int]; let counts: [[[Int]]]; let iterations: Int; let warmup: Int }
+            let spec = dir + "/counts.json"
+            path = dir + "/torch.json"
+            do {
+                try JSONEncoder().encode(Spec(hidden: hidden, tokens: counts, counts: matrices, iterations: iterations, warmup: warmup))
+                    .write(to: URL(fileURLWithPath: spec))
+            } catch { notes.append("torch baseline skipped: cannot write \(spec): \(error)"); return nil }
+            let script = ProcessInfo.processInfo.environment["WIDEEP_TORCH_A2A"] ?? "benchmarks/torch_a2a_reference.py"
+            guard FileManager.default.fileExists(atPath: script) else {
+                notes.append("torch baseline skipped: \(script) not found (set WIDEEP_TORCH_A2A)")
+                return nil
+            }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            let port = (try? Launcher.freeLocalPort()) ?? 29611
+            p.arguments = ["python3", "-m", "torch.distributed.run", "--nproc-per-node", "\(matrices.first?.count ?? 2)",
+                           "--master-port", "\(port)", script, "--spec", spec, "--out", path]
+            var env = ProcessInfo.processInfo.environment
+            for k in ["RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"] { env[k] = nil }
+            env["NCCL_NVLS_ENABLE"] = "0"
+            env["TORCH_SYMM_MEM_DISABLE_MULTICAST"] = "1"
+            p.environment = env
+            CLIOutput.progress("bench dispatch: running the torch all_to_all_single baseline")
+            do { try p.run(); p.waitUntilExit() } catch { notes.append("torch baseline failed to start: \(error)"); return nil }
+            guard p.terminationStatus == 0 else { notes.append("torch baseline exited with \(p.terminationStatus)"); return nil }
+        }
+        do {
+            return try JSONDecoder().decode(TorchA2AResults.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            notes.append("torch baseline unreadable (\(path)): \(error)")
+            return nil
+        }
+    }
+
+    /// Prints the table (and writes --out): the slowest rank's median time, the mean DeepEP-style bytes.
+    func report(gathered: [[EPBenchSample]], baseline: TorchA2AResults?, notes: [String], gpuName: String, devices: Int,
+                ranks: Int) throws {
+        struct Row: Encodable {
+            let mode: String, tokens: Int, fp8: Bool
+            let dispatch_us: Double, dispatch_GBps: Double, combine_us: Double, combine_GBps: Double
+            let torch_dispatch_us: Double?, torch_combine_us: Double?, p2p_GBps: Double?
+        }
+        var rows: [Row] = []
+        let first = gathered[0]
+        for (i, s) in first.enumerated() {
+            let per = gathered.map { $0[i] }
+            let d = per.map(\.dispatchMicros).max()!, c = per.map(\.combineMicros).max()!
+            let db = per.map(\.dispatchBytes).reduce(0, +) / per.count, cb = per.map(\.combineBytes).reduce(0, +) / per.count
+            let torch = baseline?.results.first { $0.tokens == s.tokens }
+            let p2p = first.indices.first { first[$0].mode == "p2p-copy" && first[$0].tokens == s.tokens }.map { j -> Double in
+                let q = gathered.map { $0[j] }
+                return CommBytes.gigabytesPerSecond(bytes: q.map(\.dispatchBytes).reduce(0, +) / q.count,
+                                                    microseconds: q.map(\.dispatchMicros).max()!)
+            }
+            rows.append(Row(
+                mode: s.mode, tokens: s.tokens, fp8: s.fp8, dispatch_us: d,
+                dispatch_GBps: CommBytes.gigabytesPerSecond(bytes: db, microseconds: d), combine_us: c,
+                combine_GBps: CommBytes.gigabytesPerSecond(bytes: cb, microseconds: c),
+                torch_dispatch_us: s.mode == "p2p-copy" ? nil : torch?.dispatch_us,
+                torch_combine_us: s.mode == "p2p-copy" ? nil : torch?.combine_us, p2p_GBps: p2p))
+        }
+        func f(_ v: Double?, _ fmt: String = "%.1f") -> String { v.map { String(format: fmt, $0) } ?? "-" }
+        print("bench dispatch: \(ranks) ranks on \(devices) × \(gpuName); H \(hidden), E \(experts), top-\(topK); "
+              + "slowest rank's median of \(iterations); bytes as DeepEP counts them")
+        var t = [["tokens", "mode", "dispatch µs", "GB/s", "combine µs", "GB/s", "torch a2a µs (d/c)", "torch/ours (d/c)",
+                  "P2P ceiling GB/s", "ours/ceiling (d/c)"]]
+        for r in rows {
+            let isCopy = r.mode == "p2p-copy"
+            t.append([
+                "\(r.tokens)", r.mode + (r.fp8 ? " fp8" : ""), f(r.dispatch_us), f(r.dispatch_GBps),
+                isCopy ? "-" : f(r.combine_us), isCopy ? "-" : f(r.combine_GBps),
+                r.torch_dispatch_us.map { "\(f($0))/\(f(r.torch_combine_us))" } ?? "-",
+                r.torch_dispatch_us.map { "\(f($0 / r.dispatch_us, "%.2f"))×/\(f((r.torch_combine_us ?? 0) / r.combine_us, "%.2f"))×" } ?? "-",
+                f(r.p2p_GBps),
+                isCopy ? "-" : r.p2p_GBps.map { "\(f(100 * r.dispatch_GBps / $0, "%.0f"))%/\(f(100 * r.combine_GBps / $0, "%.0f"))%" } ?? "-",
+            ])
+        }
+        print(CLIOutput.table(t))
+        for n in Array(Set(notes)).sorted() { print("note: " + n) }
+        if let out {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try CLIOutput.writeAtomically(try enc.encode(rows), to: out)
+        }
+    }
+}
