@@ -69,11 +69,18 @@ struct CheckpointMatrix: @unchecked Sendable {
             return
         }
         let scaleCols = (cols + blockCols - 1) / blockCols
-        for i in 0..<rows {
-            let srow = (i / blockRows) &* scaleCols
-            let base = i &* cols
-            for j in 0..<cols {
-                dst[base &+ j] = table[Int(q[base &+ j])] * scaleInv[srow &+ j / blockCols]
+        table.withUnsafeBufferPointer { table in
+            scaleInv.withUnsafeBufferPointer { scales in
+                for i in 0..<rows {
+                    let srow = (i / blockRows) &* scaleCols
+                    let base = i &* cols
+                    // One scale per column block; the last block may be partial.
+                    for b in 0..<scaleCols {
+                        let s = scales[srow &+ b]
+                        let end = min(cols, (b &+ 1) &* blockCols)
+                        for j in (b &* blockCols)..<end { dst[base &+ j] = table[Int(q[base &+ j])] * s }
+                    }
+                }
             }
         }
     }
