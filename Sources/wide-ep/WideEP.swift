@@ -14,6 +14,7 @@ struct WideEP: ParsableCommand {
             StatsCommand.self,
             TraceCommand.self,
             PlanCommand.self,
+            RunCommand.self,
             EvalCommand.self,
             DoctorCommand.self,
             SelftestCommand.self,
