@@ -248,5 +248,43 @@ extern "C" __global__ void __launch_bounds__(256) ep_unpack_sum(
             ((int4*)(out + (i64)t * H))[i] = pack8(acc);
         }
 }
+// EP layer glue: dst[i] = src[idx[i]] (bf16 rows of H).
+extern "C" __global__ void __launch_bounds__(256) ep_gather_rows(const unsigned short* src, const int* idx, int n, int H,
+                                                                 unsigned short* dst) {
+    int lane = threadIdx.x & 31, warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int nwarps = (gridDim.x * blockDim.x) >> 5;
+    for (int i = warp; i < n; i += nwarps) {
+        const int4* s = (const int4*)(src + (i64)idx[i] * H);
+        int4* o = (int4*)(dst + (i64)i * H);
+        for (int j = lane; j < H / 8; j += 32) o[j] = __ldg(s + j);
+    }
+}
+
+// EP layer glue: y[r] = Σ_{e in start[r]..start[r+1]} w[e] · ys[pos[e]] (fp32 sum, bf16 out); rows with no entry get 0.
+extern "C" __global__ void __launch_bounds__(256) ep_rows_weighted_sum(
+    const unsigned short* ys, const int* start, const int* pos, const float* w, int rows, int H, unsigned short* y) {
+    int lane = threadIdx.x & 31, warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int nwarps = (gridDim.x * blockDim.x) >> 5;
+    for (int r = warp; r < rows; r += nwarps)
+        for (int j = lane; j < H / 8; j += 32) {
+            float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, f[8];
+            for (int e = start[r]; e < start[r + 1]; e++) {
+                unpack8(__ldg((const int4*)(ys + (i64)pos[e] * H) + j), f);
+                for (int q = 0; q < 8; q++) acc[q] += w[e] * f[q];
+            }
+            ((int4*)(y + (i64)r * H))[j] = pack8(acc);
+        }
+}
+
+// EP layer glue: out += add over n bf16 values (n a multiple of 8).
+extern "C" __global__ void ep_add_rows(unsigned short* out, const unsigned short* add, i64 n) {
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n / 8; i += (i64)gridDim.x * blockDim.x) {
+        float a[8], b[8];
+        unpack8(((int4*)out)[i], a);
+        unpack8(((const int4*)add)[i], b);
+        for (int q = 0; q < 8; q++) a[q] += b[q];
+        ((int4*)out)[i] = pack8(a);
+    }
+}
 """#
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CUDADriver
 import Foundation
+import WideEPCore
 import WideEPCUDA
 import WideEPDistributed
 
@@ -41,6 +42,9 @@ struct BenchDispatchCommand: ParsableCommand {
     var check = true
     @Flag(help: "Only run the checks.") var checkOnly = false
     @Option(help: "Tokens per rank of the normal-mode check.") var checkTokens = 256
+    @Option(help: "Preset of the EP-layer check (the N-GPU layer against the single-GPU layer); 'none' skips it.")
+    var layerPreset = "deepseek-v3-mini"
+    @Option(help: "Tokens per rank of the EP-layer check.") var layerTokens = 96
     @Option(help: "Baseline: auto (run benchmarks/torch_a2a_reference.py from rank 0), off, or a JSON file it wrote.")
     var torchBaseline = "auto"
     @Option(help: "Write the results as JSON to this file (rank 0).") var out: String?
@@ -91,6 +95,8 @@ struct BenchDispatchCommand: ParsableCommand {
         let ep = try NVLinkEP(gpu: gpu, rank: env.rank, shape: shape, store: store, timeoutSeconds: timeout)
         ep.normalBlocks = max(1, blocks)
         let harness = try EPHarness(ep: ep)
+        // Importers close their IPC mappings, all ranks meet, and only then is the buffer freed: before the store goes.
+        let finish = { ep.memory.close(); session.finish() }
         if let failRank, failRank == env.rank {
             CLIOutput.progress("bench dispatch: rank \(env.rank) injecting a crash (SIGKILL) during dispatch")
             kill(getpid(), SIGKILL)
@@ -98,14 +104,17 @@ struct BenchDispatchCommand: ParsableCommand {
         var failures: [String] = []
         if check || checkOnly {
             failures = try runChecks(harness: harness, log: log)
+            if layerPreset != "none" {
+                failures += try runLayerCheck(gpu: gpu, rank: env.rank, ranks: env.worldSize, store: store, log: log)
+            }
             let all = try store.allGather("bench-dispatch/check", Array(failures.joined(separator: "\n").utf8))
                 .map { String(decoding: $0, as: UTF8.self) }.filter { !$0.isEmpty }
             if env.rank == 0 {
                 print(all.isEmpty ? "multi-GPU check: all passed on \(env.worldSize) ranks" : "multi-GPU check FAILED:\n" + all.joined(separator: "\n"))
             }
-            if !all.isEmpty { session.finish(); throw ExitCode(1) }
+            if !all.isEmpty { finish(); throw ExitCode(1) }
         }
-        if checkOnly { session.finish(); return }
+        if checkOnly { finish(); return }
         let bench = EPBenchmark(harness: harness, iterations: iterations, warmup: warmup)
         var samples: [EPBenchSample] = [], notes: [String] = []
         var ncclComm: NCCLCommunicator<CUDAByteBuffer>?
@@ -144,7 +153,8 @@ struct BenchDispatchCommand: ParsableCommand {
             try report(gathered: gathered, baseline: baseline, notes: notes, gpuName: gpu.name, devices: devices,
                        ranks: env.worldSize)
         }
-        session.finish()
+        ncclComm = nil
+        finish()
         if !failures.isEmpty {
             for f in failures { CLIOutput.progress("bench dispatch: " + f) }
             throw ExitCode(1)
@@ -164,6 +174,29 @@ struct BenchDispatchCommand: ParsableCommand {
         for t in [0, 1] {
             failures += try harness.checkNormal(tokens: t, fp8: false)
             failures += try harness.checkLowLatency(tokens: t, fp8: false)
+        }
+        return failures
+    }
+}
+
+extension BenchDispatchCommand {
+    /// The N-GPU layer (bf16 and FP8 dispatch) against the single-GPU layer on the same seeded weights.
+    func runLayerCheck(gpu: GPU, rank: Int, ranks: Int, store: CommStore, log: (String) -> Void) throws -> [String] {
+        let config: MoEConfig
+        do { config = try MoEConfig.preset(named: layerPreset) } catch { throw ValidationError("--layer-preset: \(error)") }
+        let shape = EPShape(ranks: ranks, hidden: config.hiddenSize, experts: config.numExperts, topK: config.topK,
+                            maxTokens: max(1, layerTokens), lowLatencyTokens: 0)
+        do { try shape.validate() } catch { throw ValidationError("--layer-preset \(layerPreset) on \(ranks) ranks: \(error)") }
+        let ep = try NVLinkEP(gpu: gpu, rank: rank, shape: shape, store: store, name: "nvlink-ep-layer", timeoutSeconds: timeout)
+        defer { ep.memory.close() }
+        let check = try EPLayerCheck(ep: ep, config: config, seed: 4242)
+        var failures: [String] = []
+        for (fp8, tolerance) in [(false, 1e-2), (true, 8e-2)] {
+            let err = try check.run(tokens: layerTokens, fp8: fp8)
+            let line = String(format: "EP layer %@ (%@, %d ranks, %d tokens/rank) vs single-GPU layer: rel. L2 error %.2e (tolerance %.0e)",
+                              fp8 ? "fp8" : "bf16", config.name, ranks, layerTokens, err, tolerance)
+            CLIOutput.progress("bench dispatch: rank \(rank): " + line)
+            if !(err <= tolerance) { failures.append("rank \(rank): " + line) }
         }
         return failures
     }
