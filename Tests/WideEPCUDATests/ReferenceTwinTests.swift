@@ -40,7 +40,7 @@ struct ReferenceTwinTests {
         let experts = (0..<(t * k)).map { _ in Int32(rng.next() % UInt64(e)) }
         let counts = SlotMapReference.count(experts: experts, numExperts: e)
         #expect(counts.reduce(0, +) == Int32(t * k))
-        let quotas = SlotMapReference.evenQuotas(counts: counts, placement: p)
+        let quotas = SlotMapReference.replicaQuotas(counts: counts, placement: p, policy: .even)
         let tb = SlotMapReference.tables(quotas: quotas, placement: p)
         #expect(tb.slotRows.reduce(0, +) == t * k)
         let m = SlotMapReference.map(experts: experts, quotas: quotas, placement: p)
@@ -60,6 +60,25 @@ struct ReferenceTwinTests {
             let qs = (Int(p.replicaStart[ex])..<Int(p.replicaStart[ex + 1])).map { quotas[$0] }
             #expect(qs.max()! - qs.min()! <= 1)
         }
+    }
+
+    @Test(arguments: [SplitPolicy.even, .balanced])
+    func slotMapTwinAgreesWithCoreMapTokens(policy: SplitPolicy) throws {
+        var rng = SplitMix(UInt64(policy == .even ? 3 : 4))
+        let e = 16, n = 600
+        var table = (0..<e).map { Int32($0) }
+        for _ in 0..<10 { table.append(Int32(rng.next() % UInt64(e))) }
+        let p = try Placement(slotExpert: table, numExperts: e, numRanks: 1, allowSameRankReplicas: true)
+        let experts = (0..<n).map { _ in Int32(min(e - 1, Int(Float(e) * rng.nextUnit() * rng.nextUnit()))) }
+        let counts = SlotMapReference.count(experts: experts, numExperts: e)
+        let perSlot = ReplicaSplit.quotas(expertCounts: counts.map(Int.init), placement: p, policy: policy)
+        let core = ReplicaSplit.mapTokens(
+            experts: experts, rankOffsets: [Int32](repeating: 0, count: e), quotas: perSlot.map { Int32($0) },
+            placement: p)
+        let ours = SlotMapReference.map(
+            experts: experts, quotas: SlotMapReference.replicaQuotas(counts: counts, placement: p, policy: policy),
+            placement: p)
+        #expect(ours.slot == core)
     }
 
     @Test func permuteAndCombineInvertEachOtherForUnitWeights() {

@@ -16,6 +16,8 @@ public final class CUDAMoELayer {
     public let placement: Placement
     /// How the per-slot expert GEMMs are issued.
     public var gemmPath: GroupedGEMMPath = .loop
+    /// How each expert's tokens are split over its replicas (Core's `ReplicaSplit`).
+    public var splitPolicy: SplitPolicy = .balanced
     let kernels: CUDAKernels
     let tables: SlotTables
     let slotGEMM: SlotGEMM
@@ -174,7 +176,7 @@ public final class CUDAMoELayer {
         try gpu.synchronize()
         let counts = Array(countsHost.buffer)
         lastCounts = counts
-        let quotas = SlotMapReference.evenQuotas(counts: counts, placement: placement)
+        let quotas = SlotMapReference.replicaQuotas(counts: counts, placement: placement, policy: splitPolicy)
         let t = SlotMapReference.tables(quotas: quotas, placement: placement)
         lastSlotRows = t.slotRows
         try tables.update(gpu: gpu, quotaStart: t.quotaStart, slotRowStart: t.slotRowStart)

@@ -9,16 +9,11 @@ public enum SlotMapReference {
         return c
     }
 
-    /// An even split of each expert's count over its replicas, aligned with `placement.replicaSlots`: the first
-    /// `count % replicas` replicas take one extra token (TRT-LLM's round-robin split, in quota form).
-    public static func evenQuotas(counts: [Int32], placement: Placement) -> [Int] {
-        var q = [Int](repeating: 0, count: placement.numSlots)
-        for e in 0..<placement.numExperts {
-            let r0 = Int(placement.replicaStart[e]), r1 = Int(placement.replicaStart[e + 1])
-            let n = r1 - r0, c = Int(counts[e])
-            for r in r0..<r1 { q[r] = c / n + ((r - r0) < c % n ? 1 : 0) }
-        }
-        return q
+    /// Core's `ReplicaSplit.quotas` (tokens per global slot) realigned with `placement.replicaSlots`, the order the
+    /// `map_slots` tables use.
+    public static func replicaQuotas(counts: [Int32], placement: Placement, policy: SplitPolicy = .even) -> [Int] {
+        let perSlot = ReplicaSplit.quotas(expertCounts: counts.map(Int.init), placement: placement, policy: policy)
+        return placement.replicaSlots.map { perSlot[Int($0)] }
     }
 
     /// The per-batch tables of `map_slots` for the slots of `rank`: the cumulative quota before each replica inside
