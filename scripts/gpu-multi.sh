@@ -62,7 +62,8 @@ case "${1:-}" in
 *)
     swift build -c release --static-swift-stdlib --scratch-path .build-multigpu-rel --product wide-ep || exit 1
     mkdir -p .gpu-multi
-    cp .build-multigpu-rel/release/wide-ep .gpu-multi/wide-ep
+    # Stripped, so that the carried tree stays under the device tool's 64 MiB.
+    strip -o .gpu-multi/wide-ep .build-multigpu-rel/release/wide-ep
     grep -qx '/.gpu-multi/' .git/info/exclude 2>/dev/null || echo '/.gpu-multi/' >>.git/info/exclude
     echo "built .gpu-multi/wide-ep ($(du -h .gpu-multi/wide-ep | cut -f1)); on the device (carry .gpu-multi):"
     echo '  bash scripts/gpu-multi.sh --run'
