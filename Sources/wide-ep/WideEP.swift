@@ -15,6 +15,7 @@ struct WideEP: ParsableCommand {
             TraceCommand.self,
             PlanCommand.self,
             RunCommand.self,
+            LayerCommand.self,
             EvalCommand.self,
             DoctorCommand.self,
             SelftestCommand.self,
