@@ -27,7 +27,7 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Nodes (NVLink domains); ranks [n·R/N, (n+1)·R/N) share node n.")
     var nodes: Int = 1
 
-    @Option(help: "Planner policy: none, greedy, deepseek or balanced.")
+    @Option(help: "Planner policy: balanced (WideEP), greedy (TensorRT-LLM), deepseek (DeepSeek EPLB) or none (identity; needs S = E).")
     var policy: PlannerPolicy = .balanced
 
     @Option(help: "Expert groups for the deepseek policy (default: the model's group count with --preset/--config, else 1).")
