@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for WideEP's CUDA backend.
 #
-# Here (any x86-64 Linux box with Swift 6): builds the static release binary into .gpu/wide-ep (git-ignored) and
+# Here (any x86-64 Linux box with Swift 6): builds the static release binary into .gpu/wide-ep.gz (git-ignored) and
 # prints the one command to run on the GPU machine. There (the device tool, with carry: [".gpu"]), that command runs
 # `wide-ep doctor`, `wide-ep selftest --device cuda`, `wide-ep bench moe --device cuda` and the PyTorch baselines
 # (benchmarks/torch_moe_reference.py) on identical weights, writing every log under $OUT.
@@ -19,7 +19,8 @@ run_checks() {
     local out="${OUT:-/tmp/wideep-gpu-check}"
     mkdir -p "$out" /tmp/wideep-dump
     export PYTHONUNBUFFERED=1
-    local bin=.gpu/wide-ep
+    local bin=/tmp/wide-ep
+    gunzip -c .gpu/wide-ep.gz >"$bin"
     chmod +x "$bin"
     set +e
     "$bin" doctor 2>&1 | tee "$out/doctor.log"
@@ -41,8 +42,10 @@ case "${1:-}" in
 *)
     swift build -c release --static-swift-stdlib --scratch-path .build-cuda-rel --product wide-ep
     mkdir -p .gpu
-    cp .build-cuda-rel/release/wide-ep .gpu/wide-ep
-    echo "built .gpu/wide-ep; on the GPU machine (device tool, carry [\".gpu\"]) run:"
+    # Stripped and gzipped: the device tool carries at most 64 MiB with the working tree.
+    strip -o .gpu/wide-ep .build-cuda-rel/release/wide-ep
+    gzip -f .gpu/wide-ep
+    echo "built .gpu/wide-ep.gz; on the GPU machine (device tool, carry [\".gpu\"]) run:"
     echo "  $device_command"
     ;;
 esac

@@ -62,6 +62,8 @@ public enum CUBLASConst {
     public static let r16BF: Int32 = 14
     /// `CUBLAS_COMPUTE_32F`.
     public static let compute32F: Int32 = 68
+    /// `CUBLAS_COMPUTE_32F_FAST_16BF`: float32 data through bf16 tensor cores, fp32 accumulation.
+    public static let compute32FFast16BF: Int32 = 75
     /// `CUBLAS_GEMM_DEFAULT`.
     public static let gemmDefault: Int32 = -1
     /// `CUBLAS_DEFAULT_MATH`.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WideEPCPU
+import WideEPCUDA
 import WideEPCore
 import WideEPRuntime
 import WideEPWorkload
@@ -111,6 +112,7 @@ struct RunCommand: ParsableCommand {
     /// Backends the CLI can run on. A GPU backend adds its `register()` call here.
     static func registerBackends() {
         CPUBackend.register()
+        CUDABackend.register()
     }
 
     func run() throws {
