@@ -58,6 +58,7 @@ public struct CUDASelftest {
             name: "softmax-small", numExperts: 16, topK: 4, hiddenSize: 128, moeIntermediateSize: 64, numMoELayers: 1,
             scoring: .softmax, normTopKProb: true)
         add(try layer(config: small, tokens: 64, replicas: 4, path: .grouped))
+        add(try runtimeLayer(config: mini, tokens: 48, replicas: 8))
         return rows
     }
 
@@ -259,6 +260,28 @@ public struct CUDASelftest {
         let shape = "T=\(t) E=\(c.numExperts) slots=\(p.numSlots) H=\(c.hiddenSize) I=\(c.moeIntermediateSize)"
         return [SelftestRow(name: "MoE layer vs dense (\(c.name), \(path.rawValue))", shape: shape, metric: "rel err",
                             value: relativeError(got, ref), tolerance: 1e-2)]
+    }
+}
+
+extension CUDASelftest {
+    /// The runtime's `MoELayer` on `CUDABackend` (what `wide-ep run --device cuda` executes) against
+    /// `DenseMoEReference` on the same float32 weights.
+    mutating func runtimeLayer(config c: MoEConfig, tokens t: Int, replicas: Int) throws -> [SelftestRow] {
+        let w = MoELayerWeights.random(config: c, seed: rng.next())
+        let p = try placement(experts: c.numExperts, extra: replicas)
+        let k = try CUDAMoEKernels(gpu: gpu)
+        let layer = try MoELayer(weights: w, placement: p, rank: 0, kernels: k, comm: SingleRankCommunicator(gpu: gpu))
+        let x = uniform(t * c.hiddenSize, -1, 1)
+        let hb = try k.allocate(.float32, count: x.count), ob = try k.allocate(.float32, count: x.count)
+        try x.withUnsafeBytes { try k.upload($0, to: hb, offset: 0) }
+        try ob.storage.poison(gpu)
+        _ = try layer.forward(hidden: hb, tokens: t, placement: p, output: ob)
+        var got = [Float](repeating: 0, count: x.count)
+        try got.withUnsafeMutableBytes { try k.download(ob, offset: 0, into: $0) }
+        let ref = DenseMoEReference.forward(weights: w, hidden: x, tokens: t)
+        return [SelftestRow(
+            name: "runtime MoELayer on CUDABackend vs dense", shape: "T=\(t) E=\(c.numExperts) slots=\(p.numSlots)",
+            metric: "rel err", value: relativeError(got, ref), tolerance: 1e-2)]
     }
 }
 
