@@ -46,5 +46,9 @@ import WideEPWorkload
         #expect(summary.double("meanImbalance") == 0)
         let realized = try #require(summary["perStepImbalance"] as? [String: Any])
         #expect(realized.double("mean") == 1)  // ranks 6 and 0: (6 − 3)/3
+        let first = try CLI.json(["stats", "s.safetensors", "--ep-size", "2", "--steps", "0:1", "--json"], in: dir.path)
+        let firstSummary = try #require(first["summary"] as? [String: Any])
+        #expect(firstSummary.double("meanImbalance") == 1)
+        #expect(firstSummary["numSteps"] as? Int == 1)
     }
 }

@@ -20,6 +20,9 @@ struct StatsCommand: ParsableCommand {
     @Option(name: .customLong("ep-size"), help: "EP ranks to compute the imbalance at (default: the largest of 1...32 dividing the expert count).")
     var epSize: Int?
 
+    @Option(name: .customLong("steps"), help: "Summarize only steps START:END (half-open) of a per-step file.")
+    var stepRange: String?
+
     @Option(help: "Hottest experts to list per layer.")
     var top: Int = 5
 
@@ -32,7 +35,8 @@ struct StatsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let stats = try StatsFile.load(path: file)
+        var stats = try StatsFile.load(path: file)
+        if let r = stepRange { stats = try stats.steps(try PlanCommand.parseRange(r)) }
         let r = epSize ?? StatsSummary.defaultEPSize(numExperts: stats.numExperts)
         guard stats.numExperts % r == 0 else {
             throw ValidationError(
