@@ -65,6 +65,9 @@ import WideEPTestSupport
         try FileManager.default.moveItem(atPath: dir.file("a.json"), toPath: dir.file("noext2"))
         #expect(try StatsFile.load(path: dir.file("noext1")).totals == [[1, 2], [3, 4]])
         #expect(try StatsFile.load(path: dir.file("noext2")).totals == [[1, 2], [3, 4]])
+        // A JSON text whose ninth byte is a brace, like a safetensors header, is still JSON.
+        dir.write("brace", text: #"{"abcd":{},"expert_load":[[1,2]]}"#)
+        #expect(try StatsFile.load(path: dir.file("brace")).totals == [[1, 2]])
         dir.write("junk", text: "hello")
         expectError(["junk", "unknown stats format"]) { _ = try StatsFile.load(path: dir.file("junk")) }
     }

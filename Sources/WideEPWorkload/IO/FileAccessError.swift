@@ -27,4 +27,24 @@ public enum FileAccessError: Error, CustomStringConvertible, Equatable {
             throw FileAccessError.cannotRead(path: path, reason: error.localizedDescription)
         }
     }
+
+    /// The first `count` bytes of a file and its size, without reading the rest.
+    static func head(_ path: String, count: Int) throws -> (bytes: [UInt8], size: Int) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw FileAccessError.cannotRead(path: path, reason: "no such file")
+        }
+        guard !isDir.boolValue else { throw FileAccessError.cannotRead(path: path, reason: "is a folder, not a file") }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw FileAccessError.cannotRead(path: path, reason: "permission denied")
+        }
+        defer { try? handle.close() }
+        do {
+            let bytes = [UInt8](try handle.read(upToCount: count) ?? Data())
+            let size = Int(try handle.seekToEnd())
+            return (bytes, size)
+        } catch {
+            throw FileAccessError.cannotRead(path: path, reason: error.localizedDescription)
+        }
+    }
 }

@@ -68,9 +68,13 @@ public struct StatsFile: Sendable, Equatable {
         case "json": return try loadJSON(path: path)
         default: break
         }
-        let head = try FileAccessError.read(path).prefix(16)
-        let bytes = [UInt8](head)
-        if bytes.count >= 9 && bytes[8] == UInt8(ascii: "{") { return try loadSafeTensors(path: path) }
+        let (bytes, size) = try FileAccessError.head(path, count: 16)
+        // Safetensors: a plausible little-endian header length, then the header's opening brace. A JSON text read
+        // as a length is far larger than any file.
+        if bytes.count >= 9 && bytes[8] == UInt8(ascii: "{") {
+            let length = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            if length <= UInt64(size - 8) { return try loadSafeTensors(path: path) }
+        }
         if let first = bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }), first == UInt8(ascii: "{") {
             return try loadJSON(path: path)
         }
