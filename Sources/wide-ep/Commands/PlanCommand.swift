@@ -97,13 +97,14 @@ struct PlanCommand: ParsableCommand {
         let start = Date()
         let planned = try Planner.plan(loads: loads, request: request, current: currentFile?.placements)
         let seconds = Date().timeIntervalSince(start)
-        let out = try PlacementFile(placements: planned, layerIds: currentFile?.layerIds ?? layerIds,
-                                    layerUpdatesPerIter: layerUpdatesPerIter)
+        // Keys: the current file's when re-planning (they name the same layers), else the stats file's layer ids.
+        let ids = currentFile?.layerIds ?? layerIds
+        let out = try PlacementFile(placements: planned, layerIds: ids, layerUpdatesPerIter: layerUpdatesPerIter)
         let report = try Self.report(loads: loads, after: planned, current: currentFile?.placements, epSize: epSize)
         try out.save(path: output)
         let result = Output(
             output: output, stats: stats, policy: policy.rawValue, epSize: epSize, numSlots: numSlots, nodes: nodes,
-            groups: request.numExpertGroups, decay: decay, planSeconds: seconds, layers: zip(layerIds, report.rows).map {
+            groups: request.numExpertGroups, decay: decay, planSeconds: seconds, layers: zip(ids, report.rows).map {
                 Output.Row(layer: $0, before: $1.before, after: $1.after, balancednessAfter: $1.balancednessAfter, moves: $1.moves)
             },
             meanImbalanceBefore: report.meanBefore, meanImbalanceAfter: report.meanAfter,
