@@ -19,6 +19,7 @@ struct WideEP: ParsableCommand {
             EvalCommand.self,
             DoctorCommand.self,
             SelftestCommand.self,
+            BenchCommand.self,
             LaunchCommand.self,
             RendezvousCheckCommand.self,
         ]

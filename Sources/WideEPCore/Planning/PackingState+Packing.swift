@@ -7,25 +7,59 @@ extension PackingState {
     /// free slot and the new replica takes its place (`repair`), so packing never fails while a valid placement
     /// exists for these counts.
     func packLPT<C: Collection>(experts: C, ranks: Range<Int>, layer: Int?) throws where C.Element == Int32 {
+        // Open ranks (free slots left), ascending by (load, rank): the first one not holding the expert wins.
+        let open = rankOrder
+        var n = openRanks(ranks)
         for x in experts {
             let e = Int(x)
             let w = load[e] / Double(count[e])
             for _ in 0..<Int(count[e]) {
-                var best = -1
-                var bestLoad = Double.infinity
-                for r in ranks where rankFill[r] < slotsPerRank && rankLoad[r] < bestLoad {
-                    if blocks(rank: r, expert: x) { continue }
-                    best = r
-                    bestLoad = rankLoad[r]
-                }
-                if best >= 0 {
-                    put(expert: x, weight: w, slot: best &* slotsPerRank &+ rankFill[best])
-                    rankFill[best] += 1
-                } else {
+                var k = 0
+                while k < n && blocks(rank: Int(open[k]), expert: x) { k &+= 1 }
+                if k == n {
                     try repair(expert: x, weight: w, ranks: ranks, layer: layer)
+                    n = openRanks(ranks)
+                    continue
+                }
+                let r = Int(open[k])
+                put(expert: x, weight: w, slot: r &* slotsPerRank &+ rankFill[r])
+                rankFill[r] &+= 1
+                if rankFill[r] == slotsPerRank {
+                    for i in k..<(n &- 1) { open[i] = open[i &+ 1] }
+                    n &-= 1
+                } else {
+                    // The rank got heavier: move it right to keep the order.
+                    let lr = rankLoad[r]
+                    var i = k
+                    while i &+ 1 < n {
+                        let y = Int(open[i &+ 1])
+                        let ly = rankLoad[y]
+                        if lr < ly || (lr == ly && r < y) { break }
+                        open[i] = open[i &+ 1]
+                        i &+= 1
+                    }
+                    open[i] = Int32(r)
                 }
             }
         }
+    }
+
+    /// Writes the ranks of `ranks` with free slots into `rankOrder`, ascending by (load, rank); returns how many.
+    private func openRanks(_ ranks: Range<Int>) -> Int {
+        var n = 0
+        for r in ranks where rankFill[r] < slotsPerRank {
+            var i = n
+            let lr = rankLoad[r]
+            while i > 0 {
+                let y = Int(rankOrder[i &- 1])
+                if rankLoad[y] < lr || (rankLoad[y] == lr && y < r) { break }
+                rankOrder[i] = rankOrder[i &- 1]
+                i &-= 1
+            }
+            rankOrder[i] = Int32(r)
+            n &+= 1
+        }
+        return n
     }
 
     /// Places one replica of `expert` when every rank of `ranks` with a free slot already holds it: a replica `f`

@@ -7,9 +7,24 @@ extension PackingState {
     /// heaviest node's load, so node balance never gets worse.
     func refineSwaps(maxRounds: Int, target: Double, nodeAware: Bool) {
         let p = slotsPerRank
+        let order = rankOrder
+        for r in 0..<numRanks { order[r] = Int32(r) }
         for _ in 0..<maxRounds {
-            var h = 0
-            for r in 1..<numRanks where rankLoad[r] > rankLoad[h] { h = r }
+            // Ranks by load, ascending (insertion sort: nearly sorted from the previous round).
+            for i in 1..<max(numRanks, 1) {
+                let x = order[i]
+                let lx = rankLoad[Int(x)]
+                var j = i
+                while j > 0 {
+                    let y = order[j &- 1]
+                    let ly = rankLoad[Int(y)]
+                    if ly < lx || (ly == lx && y < x) { break }
+                    order[j] = y
+                    j &-= 1
+                }
+                order[j] = x
+            }
+            let h = Int(order[numRanks &- 1])
             let lh = rankLoad[h]
             if lh <= target { return }
             let eps = 1e-12 * lh
@@ -19,10 +34,12 @@ extension PackingState {
             var bestPeak = lh - eps
             var bi = -1, bj = -1
             let hb = h &* p
-            for r in 0..<numRanks where r != h {
+            for k in 0..<(numRanks &- 1) {
+                let r = Int(order[k])
                 let lr = rankLoad[r]
+                // No exchange with this or any heavier rank can end below (lh + lr) / 2.
+                if (lh + lr) * 0.5 >= bestPeak { break }
                 let gap = lh - lr
-                if gap <= eps { continue }
                 // Largest shift this pair may take without raising the heaviest node.
                 var limit = gap
                 let nr = r / ranksPerNode
@@ -49,8 +66,8 @@ extension PackingState {
 
     /// Evens out node loads without raising the max rank load: exchanges slots between the heaviest and lightest
     /// node, moving as close to half their gap as the slot weights allow, while both ranks stay at or below the
-    /// current max rank load.
-    func balanceNodes(maxRounds: Int) {
+    /// current max rank load. Stops once the node gap is at most `tolerance` tokens.
+    func balanceNodes(maxRounds: Int, tolerance: Double) {
         guard numNodes > 1 else { return }
         let p = slotsPerRank
         for _ in 0..<maxRounds {
@@ -61,7 +78,7 @@ extension PackingState {
             }
             let gap = nodeLoad[a] - nodeLoad[b]
             let eps = 1e-9 * nodeLoad[a]
-            if gap <= eps { return }
+            if gap <= max(eps, tolerance) { return }
             let cap = maxRankLoad
             let half = gap / 2
             var bestErr = half - eps  // the exchange must shrink the node gap

@@ -30,6 +30,8 @@ final class PackingState {
     let load: UnsafeMutableBufferPointer<Double>
     /// Scratch: expert order / heap, [E].
     let order: UnsafeMutableBufferPointer<Int32>
+    /// Scratch: ranks by load, [R].
+    let rankOrder: UnsafeMutableBufferPointer<Int32>
 
     init(numExperts: Int, request: PlannerRequest) {
         self.numExperts = numExperts
@@ -48,11 +50,12 @@ final class PackingState {
         count = .allocate(capacity: numExperts)
         load = .allocate(capacity: numExperts)
         order = .allocate(capacity: numExperts)
+        rankOrder = .allocate(capacity: numRanks)
     }
 
     deinit {
         slotExpert.deallocate(); slotWeight.deallocate(); rankLoad.deallocate(); rankFill.deallocate()
-        nodeLoad.deallocate(); count.deallocate(); load.deallocate(); order.deallocate()
+        nodeLoad.deallocate(); count.deallocate(); load.deallocate(); order.deallocate(); rankOrder.deallocate()
     }
 
     /// Copies a layer's loads in and clears every slot.

@@ -57,3 +57,20 @@ enum PlacementAlignment {
         return n
     }
 }
+
+extension Placement {
+    /// This placement with ranks permuted inside each node and slots permuted inside each rank so that as many
+    /// slots as possible keep `current`'s expert; rank contents, and so loads, are unchanged.
+    ///
+    /// - Throws: `PlacementError.invalidArgument` when the shapes differ.
+    public func aligned(to current: Placement, topology: Topology) throws -> Placement {
+        guard current.numExperts == numExperts && current.numSlots == numSlots && current.numRanks == numRanks,
+              topology.numRanks == numRanks
+        else {
+            throw PlacementError.invalidArgument(
+                "cannot align a placement of \(numExperts) experts, \(numSlots) slots, \(numRanks) ranks to one of "
+                    + "\(current.numExperts), \(current.numSlots), \(current.numRanks) with \(topology.numRanks) ranks")
+        }
+        return try PlacementAlignment.align(self, to: current, topology: topology)
+    }
+}

@@ -54,6 +54,7 @@ extension ReplicaSplit {
         placement.replicaSlots.withUnsafeBufferPointer { slots in
             for r in 0..<nR { load[r] = 0 }
             var nActive = 0
+            var total: Int64 = 0
             for e in 0..<nE {
                 let a = Int(start[e]), b = Int(start[e &+ 1])
                 let c = expertCounts[e]
@@ -67,6 +68,7 @@ extension ReplicaSplit {
                     let s = Int(slots[i])
                     if s / p != prevRank { prevRank = s / p; active[nActive] = Int32(s); nActive &+= 1 }
                 }
+                total &+= Int64(c)
                 if nActive &- begin <= 1 || c == 0 {
                     nActive = begin
                     quotas[first] = c
@@ -89,6 +91,12 @@ extension ReplicaSplit {
                 }
                 multi[j] = e; aStart[j] = ra; aEnd[j] = rb
             }
+            // Lower bound on any split's max: the mean (rounded up) and every rank's fixed, single-replica load.
+            var bound = (total &+ Int64(nR) &- 1) / Int64(nR)
+            for r in 0..<nR where load[r] > bound { bound = load[r] }
+            // Stop at the bound (optimal), or at the first pass that does not strictly lower the (exact, integer)
+            // sum of squared rank loads: equal-cost states can otherwise swap single tokens back and forth forever.
+            var bestCost = Int64.max
             for pass in 0...maxBalancedPasses {
                 var changed = false
                 for m in 0..<nMulti {
@@ -104,7 +112,14 @@ extension ReplicaSplit {
                         changed = true
                     }
                 }
-                if !changed && pass > 0 { break }
+                if !changed { break }
+                var cost: Int64 = 0, peak: Int64 = 0
+                for r in 0..<nR {
+                    cost &+= load[r] &* load[r]
+                    if load[r] > peak { peak = load[r] }
+                }
+                if peak <= bound || cost >= bestCost { break }
+                bestCost = cost
             }
         }}}}}}}}
     }

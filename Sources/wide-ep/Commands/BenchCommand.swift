@@ -10,6 +10,7 @@ struct BenchCommand: ParsableCommand {
             BenchQualityCommand.self,
             BenchMoECommand.self,
             BenchDispatchCommand.self,
+            BenchCPUCommand.self,
         ]
     )
 }
