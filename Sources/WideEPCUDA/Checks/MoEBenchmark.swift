@@ -61,27 +61,32 @@ public enum MoEBenchmark {
                              scale: 2)
         let out = try DeviceArray<UInt16>(gpu, count: maxT * h)
         var rows: [MoEBenchRow] = []
-        let paths = layer.slotGEMM.groupedAvailable ? GroupedGEMMPath.allCases : [.loop]
+        var variants: [(label: String, path: GroupedGEMMPath, streams: Int)] = [
+            ("loop×1", .loop, 1), ("loop×\(SlotGEMM.maxStreams)", .loop, SlotGEMM.maxStreams),
+        ]
+        if layer.slotGEMM.groupedAvailable { variants += [("grouped", .grouped, 1), ("auto", .auto, SlotGEMM.maxStreams)] }
         for t in tokens.sorted() {
             var layerMs: [String: Double] = [:], gemm: [String: Double] = [:]
-            for path in paths {
-                layer.gemmPath = path
-                layerMs[path.rawValue] = try gpu.time(warmup: 2, repeats: repeats) {
+            for v in variants {
+                layer.gemmPath = v.path
+                layer.gemmStreams = v.streams
+                layerMs[v.label] = try gpu.time(warmup: 2, repeats: repeats) {
                     try layer.forward(x: x, tokens: t, out: out)
                 }
                 let w = layer.workspace!
                 let slotRows = layer.lastSlotRows
                 let ms = try gpu.time(warmup: 1, repeats: repeats) {
                     try layer.slotGEMM.run(x: w.xs.pointer, w: layer.w13.pointer, y: w.y13.pointer,
-                                           slotRows: slotRows, n: 2 * inter, k: h, path: path)
+                                           slotRows: slotRows, n: 2 * inter, k: h, path: v.path)
                     try layer.slotGEMM.run(x: w.act.pointer, w: layer.w2.pointer, y: w.ys.pointer,
-                                           slotRows: slotRows, n: h, k: inter, path: path)
+                                           slotRows: slotRows, n: h, k: inter, path: v.path)
                 }
-                gemm[path.rawValue] = 6.0 * Double(t * c.topK) * Double(h * inter) / (ms * 1e-3) / 1e12
-                progress("bench: T=\(t) \(path.rawValue) layer " + String(format: "%.3f ms, expert GEMMs %.1f TFLOP/s",
-                                layerMs[path.rawValue]!, gemm[path.rawValue]!))
+                gemm[v.label] = 6.0 * Double(t * c.topK) * Double(h * inter) / (ms * 1e-3) / 1e12
+                progress("bench: T=\(t) \(v.label) layer " + String(format: "%.3f ms, expert GEMMs %.1f TFLOP/s",
+                                layerMs[v.label]!, gemm[v.label]!))
             }
-            layer.gemmPath = .loop
+            layer.gemmPath = .auto
+            layer.gemmStreams = SlotGEMM.maxStreams
             try layer.forward(x: x, tokens: t, out: out)
             let o = try out.download(gpu, count: t * h)
             try dumpOutput?(t, o)

@@ -46,7 +46,9 @@ public struct CUDASelftest {
         add(try routing(config: MoEConfig.deepseekV2Lite, tokens: 300, label: "softmax no-renorm"))
         add(try countAndMap(tokens: 1500))
         add(try siluMul(rows: 300, inter: 256))
-        for path in GroupedGEMMPath.allCases { add(try slotGEMM(path: path)) }
+        add(try slotGEMM(path: .loop, streams: 1))
+        add(try slotGEMM(path: .loop, streams: SlotGEMM.maxStreams))
+        add(try slotGEMM(path: .grouped, streams: 1))
         add(try routerGEMM())
         add(try combine(tokens: 200))
         let mini = MoEConfig.deepseekV3Mini
@@ -175,7 +177,7 @@ public struct CUDASelftest {
                             value: relativeError(BF16.floats(try dh.download(gpu)), ref), tolerance: 1e-2)]
     }
 
-    mutating func slotGEMM(path: GroupedGEMMPath) throws -> [SelftestRow] {
+    mutating func slotGEMM(path: GroupedGEMMPath, streams: Int) throws -> [SelftestRow] {
         let slots = 12, n = 384, k = 256
         let rows = (0..<slots).map { i in i % 5 == 3 ? 0 : Int(rng.next() % 70) + 1 }
         let total = rows.reduce(0, +)
@@ -183,6 +185,7 @@ public struct CUDASelftest {
         let dx = try DeviceArray(gpu, x), dw = try DeviceArray(gpu, w), dy = try DeviceArray<UInt16>(gpu, count: total * n)
         try dy.poison(gpu)
         let g = try SlotGEMM(gpu: gpu, maxSlots: slots)
+        g.streamCount = streams
         try g.run(x: dx.pointer, w: dw.pointer, y: dy.pointer, slotRows: rows, n: n, k: k, path: path)
         let xf = BF16.floats(x), wf = BF16.floats(w)
         var ref: [Float] = []
@@ -191,7 +194,7 @@ public struct CUDASelftest {
             ref += FFNReference.matmulXWt(xf[row * k..<(row + r) * k], wf[s * n * k..<(s + 1) * n * k], m: r, n: n, k: k)
             row += r
         }
-        return [SelftestRow(name: "slot GEMM (\(path.rawValue))", shape: "slots=\(slots) rows=\(total) n=\(n) k=\(k)",
+        return [SelftestRow(name: "slot GEMM (\(path.rawValue)×\(streams))", shape: "slots=\(slots) rows=\(total) n=\(n) k=\(k)",
                             metric: "rel err", value: relativeError(BF16.floats(try dy.download(gpu)), ref),
                             tolerance: 1e-2)]
     }

@@ -6,6 +6,8 @@ public enum GroupedGEMMPath: String, CaseIterable, Sendable, Codable {
     case loop
     /// One `cublasGemmGroupedBatchedEx` over the non-empty slots (cuBLAS ≥ 12.5).
     case grouped
+    /// `grouped` when slots are small (mean rows per busy slot < `SlotGEMM.groupedBelowRows`), else `loop`.
+    case auto
 }
 
 extension GPU {
@@ -15,10 +17,10 @@ extension GPU {
     /// C = y (ldc n).
     public func gemmXWt(
         x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, rows m: Int, outFeatures n: Int, inFeatures k: Int,
-        floatOutput: Bool = false
+        floatOutput: Bool = false, handle: CUBLASHandle? = nil
     ) throws {
         if m == 0 { return }
-        let h = try cublas()
+        let h = try handle ?? cublas()
         var alpha: Float = 1, beta: Float = 0
         let outType = floatOutput ? CUBLASConst.r32F : CUBLASConst.r16BF
         try h.api.check(
@@ -43,6 +45,17 @@ public final class SlotGEMM {
     let copied: [CUDAEvent]
     var used = [Bool](repeating: false, count: ringSize)
     var next = 0
+    /// Streams the loop path spreads its GEMMs over (1 = everything on the GPU's stream). A skinny expert GEMM fills
+    /// only part of the chip, so independent slots run side by side.
+    public var streamCount = SlotGEMM.maxStreams
+    /// Most worker streams.
+    public static let maxStreams = 4
+    /// `auto` picks `grouped` below this mean number of rows per busy slot (decode-sized batches).
+    public static let groupedBelowRows = 48
+    let workers: [CUDAStream]
+    let workerHandles: [CUBLASHandle]
+    let fork: CUDAEvent
+    let joins: [CUDAEvent]
 
     public init(gpu: GPU, maxSlots: Int) throws {
         self.gpu = gpu
@@ -50,6 +63,10 @@ public final class SlotGEMM {
         pointerArrays = try DeviceArray(gpu, count: Self.ringSize * 3 * maxSlots)
         pinned = try PinnedBuffer(gpu, count: Self.ringSize * 3 * maxSlots)
         copied = try (0..<Self.ringSize).map { _ in try CUDAEvent(context: gpu.context, timing: false) }
+        workers = try (0..<Self.maxStreams).map { _ in try CUDAStream(context: gpu.context) }
+        workerHandles = try workers.map { try CUBLASHandle(stream: $0) }
+        fork = try CUDAEvent(context: gpu.context, timing: false)
+        joins = try (0..<Self.maxStreams).map { _ in try CUDAEvent(context: gpu.context, timing: false) }
     }
 
     /// Whether the loaded cuBLAS has `cublasGemmGroupedBatchedEx`.
@@ -64,18 +81,20 @@ public final class SlotGEMM {
         x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, slotRows: [Int], n: Int, k: Int, path: GroupedGEMMPath
     ) throws {
         precondition(slotRows.count <= maxSlots)
-        switch path {
-        case .loop:
-            var row = 0
-            for (s, rows) in slotRows.enumerated() where rows > 0 {
-                try gpu.gemmXWt(
-                    x: x + UInt64(row * k * 2), w: w + UInt64(s * n * k * 2), y: y + UInt64(row * n * 2), rows: rows,
-                    outFeatures: n, inFeatures: k)
-                row += rows
-            }
+        switch resolve(path, slotRows: slotRows) {
         case .grouped:
             try grouped(x: x, w: w, y: y, slotRows: slotRows, n: n, k: k)
+        default:
+            try loop(x: x, w: w, y: y, slotRows: slotRows, n: n, k: k)
         }
+    }
+
+    /// The concrete path `auto` stands for with these slot sizes.
+    public func resolve(_ path: GroupedGEMMPath, slotRows: [Int]) -> GroupedGEMMPath {
+        guard path == .auto else { return path }
+        let busy = slotRows.filter { $0 > 0 }
+        guard !busy.isEmpty, groupedAvailable else { return .loop }
+        return busy.reduce(0, +) < Self.groupedBelowRows * busy.count ? .grouped : .loop
     }
 
     private func grouped(x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, slotRows: [Int], n: Int, k: Int) throws {

@@ -15,7 +15,12 @@ public final class CUDAMoELayer {
     /// Slot → expert table (one rank).
     public let placement: Placement
     /// How the per-slot expert GEMMs are issued.
-    public var gemmPath: GroupedGEMMPath = .loop
+    public var gemmPath: GroupedGEMMPath = .auto
+    /// Streams the per-slot GEMM loop uses (1…`SlotGEMM.maxStreams`).
+    public var gemmStreams: Int {
+        get { slotGEMM.streamCount }
+        set { slotGEMM.streamCount = max(1, min(newValue, SlotGEMM.maxStreams)) }
+    }
     /// How each expert's tokens are split over its replicas (Core's `ReplicaSplit`).
     public var splitPolicy: SplitPolicy = .balanced
     let kernels: CUDAKernels
