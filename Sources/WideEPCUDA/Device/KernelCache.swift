@@ -103,10 +103,10 @@ public enum KernelArg {
 }
 
 extension GPU {
-    /// Launches `function` on the GPU's stream with `args` (each 8-byte aligned, passed by value).
+    /// Launches `function` on `stream` (the GPU's stream by default) with `args` (each 8-byte aligned, passed by value).
     public func launch(
         _ function: CUhandle?, grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int = 0,
-        args: [KernelArg], name: String
+        args: [KernelArg], name: String, on stream: CUDAStream? = nil
     ) throws {
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(8, args.count * 8), alignment: 8)
         defer { storage.deallocate() }
@@ -127,7 +127,7 @@ extension GPU {
             try api.check(
                 api.cuLaunchKernel(
                     function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1),
-                    UInt32(block.2), UInt32(sharedBytes), stream.handle, p.baseAddress, nil),
+                    UInt32(block.2), UInt32(sharedBytes), (stream ?? self.stream).handle, p.baseAddress, nil),
                 "cuLaunchKernel(\(name), grid \(grid), block \(block))")
         }
     }

@@ -91,14 +91,16 @@ public struct CUDAKernels {
     }
 
     /// `h = silu(y[:, :I]) · y[:, I:]` for `rows` rows of `y` (bf16 [rows, 2I]) into `h` (bf16 [rows, I]).
-    public func siluMul(y: CUdeviceptr, rows: Int, intermediate: Int, h: CUdeviceptr) throws {
+    public func siluMul(y: CUdeviceptr, rows: Int, intermediate: Int, h: CUdeviceptr, stream: CUDAStream? = nil)
+        throws
+    {
         try Self.requireVectorizable(intermediate, "intermediate size")
         let f = try kernel("swiglu.cu", SwiGLUSource.source, [:], "silu_mul")
         let total = rows * intermediate / 8
         let blocks = max(1, min(gpu.multiprocessors * 16, (total + 255) / 256))
         try gpu.launch(
             f, grid: (blocks, 1, 1), block: (256, 1, 1),
-            args: [.ptr(y), .i64(Int64(rows)), .int(intermediate), .ptr(h)], name: "silu_mul")
+            args: [.ptr(y), .i64(Int64(rows)), .int(intermediate), .ptr(h)], name: "silu_mul", on: stream)
     }
 
     /// `out[t] = shared[t] + Σ_k weights[t,k] · ys[position[t,k]]` for `tokens` tokens (bf16 rows of H).

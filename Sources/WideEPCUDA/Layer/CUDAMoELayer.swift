@@ -6,7 +6,8 @@ import WideEPRuntime
 /// routing and accumulation. Same forward semantics as the CPU MoELayer (DESIGN.md §4) without the all-to-alls.
 ///
 /// Steps of `forward`: router GEMM → `route_topk` → `count_experts` → (host) ReplicaSplit quotas → `map_slots` →
-/// `permute_rows` → per-slot GEMM W13 → `silu_mul` → per-slot GEMM W2 → shared expert → `combine`.
+/// `permute_rows` → per-slot GEMM W13 → `silu_mul` → per-slot GEMM W2 → `combine`; the shared expert runs on a side
+/// stream from the start and is joined before `combine`.
 public final class CUDAMoELayer {
     /// The GPU it runs on.
     public let gpu: GPU
@@ -35,6 +36,10 @@ public final class CUDAMoELayer {
     /// Shared expert weights, bf16 [2·Is, H] and [H, Is], when the config has shared experts.
     public let sharedW13: DeviceArray<UInt16>?, sharedW2: DeviceArray<UInt16>?
     var work: LayerWorkspace?
+    /// The shared expert runs on its own stream, overlapping routing, the count read-back and the routed GEMMs.
+    let side: CUDAStream
+    let sideBLAS: CUBLASHandle
+    let sideFork: CUDAEvent, sideJoin: CUDAEvent
     let countsHost: PinnedBuffer<Int32>
     /// Rows each slot computed in the last forward, [S].
     public private(set) var lastSlotRows: [Int] = []
@@ -133,6 +138,10 @@ public final class CUDAMoELayer {
         tables = try SlotTables(gpu: gpu, placement: placement)
         slotGEMM = try SlotGEMM(gpu: gpu, maxSlots: placement.numSlots)
         countsHost = try PinnedBuffer(gpu, count: config.numExperts)
+        side = try CUDAStream(context: gpu.context)
+        sideBLAS = try CUBLASHandle(stream: side)
+        sideFork = try CUDAEvent(context: gpu.context, timing: false)
+        sideJoin = try CUDAEvent(context: gpu.context, timing: false)
     }
 
     static func check(config c: MoEConfig, placement: Placement) throws {
@@ -172,6 +181,7 @@ public final class CUDAMoELayer {
         if tokens == 0 { return }
         let w = try workspace(tokens: tokens)
         let pairs = tokens * k
+        let shared = try launchSharedExpert(x: x, tokens: tokens, work: w)
         try gpu.gemmXWt(
             x: x.pointer, w: router.pointer, y: w.logits.pointer, rows: tokens, outFeatures: e, inFeatures: h,
             floatOutput: true)
@@ -192,20 +202,29 @@ public final class CUDAMoELayer {
         try kernels.siluMul(y: w.y13.pointer, rows: pairs, intermediate: inter, h: w.act.pointer)
         try slotGEMM.run(
             x: w.act.pointer, w: w2.pointer, y: w.ys.pointer, slotRows: t.slotRows, n: h, k: inter, path: gemmPath)
-        var shared: CUdeviceptr?
-        if let s13 = sharedW13, let s2 = sharedW2, let sh13 = w.shared13, let shAct = w.sharedAct,
-            let shOut = w.sharedOut
-        {
-            let si = c.numShared * c.sharedIntermediateSize
-            try gpu.gemmXWt(
-                x: x.pointer, w: s13.pointer, y: sh13.pointer, rows: tokens, outFeatures: 2 * si, inFeatures: h)
-            try kernels.siluMul(y: sh13.pointer, rows: tokens, intermediate: si, h: shAct.pointer)
-            try gpu.gemmXWt(x: shAct.pointer, w: s2.pointer, y: shOut.pointer, rows: tokens, outFeatures: h,
-                            inFeatures: si)
-            shared = shOut.pointer
-        }
+        if shared != nil { try gpu.stream.wait(sideJoin) }
         try kernels.combine(
             ys: w.ys, position: w.position, weights: w.weights, shared: shared, tokens: tokens, out: out)
+    }
+}
+
+extension CUDAMoELayer {
+    /// Issues the shared expert `W2s · SwiGLU(W13s · x)` on the side stream (forked from the GPU's stream) and returns
+    /// its output rows, or nil without shared experts. The caller joins with `sideJoin` before reading them.
+    func launchSharedExpert(x: DeviceArray<UInt16>, tokens: Int, work w: LayerWorkspace) throws -> CUdeviceptr? {
+        guard let s13 = sharedW13, let s2 = sharedW2, let sh13 = w.shared13, let shAct = w.sharedAct,
+            let shOut = w.sharedOut
+        else { return nil }
+        let c = config, h = c.hiddenSize, si = c.numShared * c.sharedIntermediateSize
+        try sideFork.record(on: gpu.stream)
+        try side.wait(sideFork)
+        try gpu.gemmXWt(x: x.pointer, w: s13.pointer, y: sh13.pointer, rows: tokens, outFeatures: 2 * si, inFeatures: h,
+                        handle: sideBLAS)
+        try kernels.siluMul(y: sh13.pointer, rows: tokens, intermediate: si, h: shAct.pointer, stream: side)
+        try gpu.gemmXWt(x: shAct.pointer, w: s2.pointer, y: shOut.pointer, rows: tokens, outFeatures: h,
+                        inFeatures: si, handle: sideBLAS)
+        try sideJoin.record(on: side)
+        return shOut.pointer
     }
 }
 
