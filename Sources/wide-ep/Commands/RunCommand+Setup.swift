@@ -48,7 +48,7 @@ struct RunSetup {
             }
             file = f
         }
-        let slots = c.numSlots ?? file?.numSlots ?? (e % r == 0 ? e + r : (e + r - 1) / r * r)
+        let slots = c.numSlots ?? file?.numSlots ?? (r == 1 ? e : e % r == 0 ? e + r : (e + r - 1) / r * r)
         let request = PlannerRequest(
             numSlots: slots, topology: try Topology(numRanks: r), policy: c.policy, numExpertGroups: config.numGroups)
         try request.validate(numExperts: e)
