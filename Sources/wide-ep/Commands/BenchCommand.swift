@@ -11,7 +11,6 @@ struct BenchCommand: ParsableCommand {
             BenchMoECommand.self,
             BenchDispatchCommand.self,
             BenchCPUCommand.self,
-            BenchCPUCommand.self,
         ]
     )
 }
