@@ -54,18 +54,46 @@ __device__ __forceinline__ int4 pack8(const float* f) {
     v.w = (int)(f2bf(f[6]) | ((unsigned)f2bf(f[7]) << 16));
     return v;
 }
+#ifndef EP_PORTABLE
+#define EP_PORTABLE 0
+#endif
 // Two floats to two e4m3 codes, round to nearest even, saturating: low byte = a.
+#if EP_PORTABLE
+__device__ __forceinline__ unsigned e4m3_sw(float x) {
+    unsigned sign = (__float_as_uint(x) >> 24) & 0x80u;
+    float a = fabsf(x);
+    if (a != a) return 0x7fu;
+    if (a >= 448.f) return sign | 0x7eu;
+    if (a < 0.015625f) return sign | (unsigned)rintf(a * 512.f);
+    int e = (int)((__float_as_uint(a) >> 23) & 0xffu) - 127;
+    float m = rintf((a * __uint_as_float((unsigned)(127 - e) << 23) - 1.f) * 8.f);
+    if (m >= 8.f) { e += 1; m = 0.f; }
+    unsigned code = ((unsigned)(e + 7) << 3) | (unsigned)m;
+    return sign | (code > 0x7eu ? 0x7eu : code);
+}
+__device__ __forceinline__ unsigned short f2e4m3x2(float a, float b) {
+    return (unsigned short)(e4m3_sw(a) | (e4m3_sw(b) << 8));
+}
+#else
 __device__ __forceinline__ unsigned short f2e4m3x2(float a, float b) {
     unsigned short r;
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(b), "f"(a));
     return r;
 }
+#endif
 __device__ __forceinline__ float e4m3tof(unsigned c) {
     unsigned s = (c & 0x80u) << 24, e = (c >> 3) & 15u, m = c & 7u;
     if (e == 0) return __uint_as_float(s) + (s ? -1.f : 1.f) * (float)m * 0.001953125f;
     return __uint_as_float(s | ((e + 120u) << 23) | (m << 20));
 }
 
+#if EP_PORTABLE
+// Portable forms (volatile accesses and __threadfence_system), used when WIDEEP_EP_PORTABLE=1.
+__device__ __forceinline__ int ld_acquire_sys(const int* p) { int v = *(const volatile int*)p; __threadfence_system(); return v; }
+__device__ __forceinline__ int ld_relaxed_sys(const int* p) { return *(const volatile int*)p; }
+__device__ __forceinline__ void st_relaxed_sys(int* p, int v) { *(volatile int*)p = v; }
+__device__ __forceinline__ void fence_sys() { __threadfence_system(); }
+#else
 __device__ __forceinline__ int ld_acquire_sys(const int* p) {
     int v;
     asm volatile("ld.acquire.sys.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
@@ -80,6 +108,8 @@ __device__ __forceinline__ void st_relaxed_sys(int* p, int v) {
     asm volatile("st.relaxed.sys.global.s32 [%0], %1;" :: "l"(p), "r"(v) : "memory");
 }
 __device__ __forceinline__ void fence_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
+
+#endif
 
 __device__ __forceinline__ char* peer_base(const u64* peers, int p) { return (char*)peers[p]; }
 __device__ __forceinline__ int* flag_at(const u64* peers, const i64* L, int p, int kind, int src, int R) {

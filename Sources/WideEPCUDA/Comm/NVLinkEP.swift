@@ -77,9 +77,13 @@ public final class NVLinkEP {
     func function(_ name: String, fp8: Bool = false) throws -> CUhandle? {
         let key = KernelKey(
             name: "ep_comm.cu", source: EPKernelSource.common + EPKernelSource.dispatch,
-            defines: ["FP8": fp8 ? "1" : "0"], architecture: gpu.architecture)
+            defines: ["FP8": fp8 ? "1" : "0", "EP_PORTABLE": Self.portable ? "1" : "0"], architecture: gpu.architecture)
         return try gpu.kernels.function(key, name)
     }
+
+    /// `WIDEEP_EP_PORTABLE=1`: volatile accesses and `__threadfence_system` instead of the sys-scope PTX, and a
+    /// software e4m3 conversion (a fallback for toolchains that reject the inline PTX).
+    static let portable = ProcessInfo.processInfo.environment["WIDEEP_EP_PORTABLE"] == "1"
 
     var timeoutCycles: Int64 { Int64(timeoutSeconds * 2e9) }
     var base: [KernelArg] { [.ptr(peersTable.pointer), .ptr(offsetsTable.pointer), .int(rank), .int(shape.ranks)] }

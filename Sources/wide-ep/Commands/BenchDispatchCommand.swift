@@ -72,6 +72,17 @@ struct BenchDispatchCommand: ParsableCommand {
     }
 
     func run() throws {
+        do {
+            try runBody()
+        } catch {
+            // The CLI prints one line; a compile log or a multi-line driver message goes to stderr in full first.
+            let text = "\(error)"
+            if text.contains("\n") { CLIOutput.progress("bench dispatch: " + text) }
+            throw error
+        }
+    }
+
+    func runBody() throws {
         let counts = try parsedTokens(), modes = try parsedModes()
         guard iterations >= 1, warmup >= 0 else { throw ValidationError("--iterations must be ≥ 1 and --warmup ≥ 0") }
         guard lowLatencyCapacity >= 1 else { throw ValidationError("--low-latency-capacity must be ≥ 1") }
