@@ -27,6 +27,14 @@ run_checks() {
     "$bin" selftest --device cuda 2>"$out/selftest.err" | tee "$out/selftest.log"
     echo "selftest exit ${PIPESTATUS[0]}" | tee -a "$out/selftest.log"
     tail -n 3 "$out/selftest.err"
+    # The runtime path (MoEKernels on CUDA) against transformers' outputs on the checkpoint fixtures, then a short run.
+    for c in deepseek-v3:1 deepseek-v3-fp8:0 qwen2-moe:1 qwen3-moe-f16:0 mixtral:0 mixtral-f32:0; do
+        local d=Tests/Fixtures/checkpoints/${c%%:*}
+        "$bin" layer --device cuda --ep-size 1 --num-slots 20 --checkpoint "$d" --layer "${c##*:}" \
+            --input "$d/input.safetensors" --output /tmp/wideep-y.safetensors --expected "$d/expected.safetensors" \
+            --tolerance 1e-2 2>&1 | tail -n 2 | sed "s|^|layer ${c%%:*}: |" | tee -a "$out/layers.log"
+    done
+    "$bin" run --device cuda --ep-size 1 --num-slots 72 --steps 20 2>&1 | tail -n 8 | tee "$out/run.log"
     "$bin" bench moe --device cuda --tokens "$TOKENS" --seed "$SEED" --dump /tmp/wideep-dump --json \
         >"$out/ours.json" 2>"$out/bench.log"
     echo "bench exit $?"; tail -n 12 "$out/bench.log"

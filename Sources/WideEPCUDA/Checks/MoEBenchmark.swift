@@ -62,9 +62,9 @@ public enum MoEBenchmark {
         let out = try DeviceArray<UInt16>(gpu, count: maxT * h)
         var rows: [MoEBenchRow] = []
         var variants: [(label: String, path: GroupedGEMMPath, streams: Int)] = [
-            ("loop×1", .loop, 1), ("loop×\(SlotGEMM.maxStreams)", .loop, SlotGEMM.maxStreams),
+            ("loop×1", .loop, 1), ("loop×4", .loop, 4), ("loop×\(SlotGEMM.maxStreams)", .loop, SlotGEMM.maxStreams),
         ]
-        if layer.slotGEMM.groupedAvailable { variants += [("grouped", .grouped, 1), ("auto", .auto, SlotGEMM.maxStreams)] }
+        if layer.slotGEMM.groupedAvailable { variants += [("grouped", .grouped, 1), ("auto", .auto, 4)] }
         for t in tokens.sorted() {
             var layerMs: [String: Double] = [:], gemm: [String: Double] = [:]
             for v in variants {
@@ -86,7 +86,7 @@ public enum MoEBenchmark {
                                 layerMs[v.label]!, gemm[v.label]!))
             }
             layer.gemmPath = .auto
-            layer.gemmStreams = SlotGEMM.maxStreams
+            layer.gemmStreams = 4
             try layer.forward(x: x, tokens: t, out: out)
             let o = try out.download(gpu, count: t * h)
             try dumpOutput?(t, o)

@@ -47,9 +47,9 @@ public final class SlotGEMM {
     var next = 0
     /// Streams the loop path spreads its GEMMs over (1 = everything on the GPU's stream). A skinny expert GEMM fills
     /// only part of the chip, so independent slots run side by side.
-    public var streamCount = SlotGEMM.maxStreams
+    public var streamCount = 4
     /// Most worker streams.
-    public static let maxStreams = 4
+    public static let maxStreams = 8
     /// `auto` picks `grouped` below this mean number of rows per busy slot (decode-sized batches).
     public static let groupedBelowRows = 48
     let workers: [CUDAStream]

@@ -197,11 +197,13 @@ public final class CUDAMoELayer {
         try tables.update(gpu: gpu, quotaStart: t.quotaStart, slotRowStart: t.slotRowStart)
         try kernels.mapSlots(experts: w.experts, pairs: pairs, tables: tables, slot: w.slot, position: w.position)
         try kernels.permute(x: x, position: w.position, pairs: pairs, xs: w.xs)
-        try slotGEMM.run(
-            x: w.xs.pointer, w: w13.pointer, y: w.y13.pointer, slotRows: t.slotRows, n: 2 * inter, k: h, path: gemmPath)
-        try kernels.siluMul(y: w.y13.pointer, rows: pairs, intermediate: inter, h: w.act.pointer)
-        try slotGEMM.run(
-            x: w.act.pointer, w: w2.pointer, y: w.ys.pointer, slotRows: t.slotRows, n: h, k: inter, path: gemmPath)
+        let kern = kernels
+        try slotGEMM.ffn(
+            xs: w.xs.pointer, w13: w13.pointer, w2: w2.pointer, y13: w.y13.pointer, act: w.act.pointer,
+            ys: w.ys.pointer, slotRows: t.slotRows, hidden: h, inter: inter, path: gemmPath
+        ) { y, a, rows, stream in
+            try kern.siluMul(y: y, rows: rows, intermediate: inter, h: a, stream: stream)
+        }
         if shared != nil { try gpu.stream.wait(sideJoin) }
         try kernels.combine(
             ys: w.ys, position: w.position, weights: w.weights, shared: shared, tokens: tokens, out: out)
