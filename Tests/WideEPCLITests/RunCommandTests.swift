@@ -26,7 +26,7 @@ import WideEPWorkload
         let stats = try StatsFile.load(path: dir.file("s.safetensors"))
         #expect(stats.numSteps == 12)
         #expect(stats.totals.count == 2)
-        #expect(stats.totals[0].reduce(0, +) == 12 * 16 * 2)
+        #expect(stats.totals[0].reduce(0, +) == Double(12 * 16 * 2))
         try CLI.ok(["plan", "--stats", "s.safetensors", "--ep-size", "2", "--num-slots", "10", "--output", "p.yaml"],
                    in: dir.path)
         let replay = try CLI.json(
