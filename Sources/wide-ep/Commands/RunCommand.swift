@@ -47,13 +47,13 @@ struct RunCommand: ParsableCommand {
     var split: SplitPolicy = .balanced
 
     @Option(name: .customLong("rebalance-interval"), help: "Steps between online re-plans (also the statistics window).")
-    var rebalanceInterval: Int = 10
+    var rebalanceInterval: Int = 5
 
     @Option(name: .customLong("imbalance-threshold"), help: "Re-plan early when a step's mean imbalance exceeds this.")
     var imbalanceThreshold: Double?
 
     @Option(name: .customLong("layer-updates-per-step"), help: "Layers migrated per step.")
-    var layerUpdatesPerStep: Int = 1
+    var layerUpdatesPerStep: Int = 2
 
     @Option(help: "Initial placement YAML (TensorRT-LLM load_balancer format); static keeps it.")
     var placement: String?
