@@ -6,10 +6,12 @@ public final class ThreadGroup: @unchecked Sendable {
     /// Ranks in the group.
     public let size: Int
     let barrier: ThreadBarrier
-    var sendBase: [UnsafeRawPointer?]
-    var sendCounts: [[Int]]
-    var gathered: [[Int32]]
-    var reduced: [[Double]]
+    // One slot per rank in separately allocated memory: each rank writes only its own slot between barriers, and
+    // plain pointers (unlike a shared Swift Array) make those concurrent writes to distinct slots race-free.
+    let sendBase: UnsafeMutablePointer<UnsafeRawPointer?>
+    let sendCounts: UnsafeMutablePointer<[Int]>
+    let gathered: UnsafeMutablePointer<[Int32]>
+    let reduced: UnsafeMutablePointer<[Double]>
     var mailbox: [MailKey: [[UInt8]]] = [:]
     let mailCond = NSCondition()
 
@@ -19,10 +21,24 @@ public final class ThreadGroup: @unchecked Sendable {
         precondition(size >= 1, "a thread group needs at least one rank")
         self.size = size
         barrier = ThreadBarrier(count: size)
-        sendBase = Array(repeating: nil, count: size)
-        sendCounts = Array(repeating: [], count: size)
-        gathered = Array(repeating: [], count: size)
-        reduced = Array(repeating: [], count: size)
+        sendBase = .allocate(capacity: size)
+        sendBase.initialize(repeating: nil, count: size)
+        sendCounts = .allocate(capacity: size)
+        sendCounts.initialize(repeating: [], count: size)
+        gathered = .allocate(capacity: size)
+        gathered.initialize(repeating: [], count: size)
+        reduced = .allocate(capacity: size)
+        reduced.initialize(repeating: [], count: size)
+    }
+
+    deinit {
+        sendBase.deallocate()
+        sendCounts.deinitialize(count: size)
+        sendCounts.deallocate()
+        gathered.deinitialize(count: size)
+        gathered.deallocate()
+        reduced.deinitialize(count: size)
+        reduced.deallocate()
     }
 
     /// One communicator per rank.
