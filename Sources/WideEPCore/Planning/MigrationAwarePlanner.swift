@@ -99,18 +99,33 @@ enum MigrationAwarePlanner {
     static func improve(current: Placement, target: Double, state: PackingState) {
         let p = state.slotsPerRank, rCount = state.numRanks
         let cur = current.slotExpert
+        let order = state.rankOrder
+        for r in 0..<rCount { order[r] = Int32(r) }
         for _ in 0..<(4 * state.numSlots) {
-            var h = 0
-            for r in 1..<rCount where state.rankLoad[r] > state.rankLoad[h] { h = r }
+            // Ranks by load, ascending (nearly sorted from the previous round).
+            for i in 1..<max(rCount, 1) {
+                let x = order[i], lx = state.rankLoad[Int(x)]
+                var j = i
+                while j > 0 {
+                    let y = order[j - 1], ly = state.rankLoad[Int(y)]
+                    if ly < lx || (ly == lx && y < x) { break }
+                    order[j] = y
+                    j -= 1
+                }
+                order[j] = x
+            }
+            let h = Int(order[rCount - 1])
             let lh = state.rankLoad[h]
             if lh <= target { return }
             let eps = 1e-12 * lh
             var bestScore = 0.0
             var bi = -1, bj = -1
-            for r in 0..<rCount where r != h {
+            for k in 0..<(rCount - 1) {
+                let r = Int(order[k])
                 let lr = state.rankLoad[r]
                 let gap = lh - lr
-                if gap <= eps { continue }
+                // An exchange with this rank drops the peak by at most gap / 2, at a cost of at least one.
+                if gap * 0.5 <= bestScore { break }
                 for i in (h * p)..<((h + 1) * p) {
                     let wi = state.slotWeight[i], ei = state.slotExpert[i]
                     for j in (r * p)..<((r + 1) * p) {

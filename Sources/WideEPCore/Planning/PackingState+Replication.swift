@@ -54,11 +54,19 @@ extension PackingState {
     }
 
     /// `experts` ordered by load per replica, heaviest first (ties to the lower id).
+    ///
+    /// Sorts packed 64-bit keys: the weight's bit pattern (monotonic for non-negative doubles) with its lowest bits
+    /// replaced by the inverted expert id, so weights equal to within 2^-(52 - idBits) relative order by id.
     func sortedByReplicaWeight<C: Collection>(_ experts: C) -> [Int32] where C.Element == Int32 {
-        var keyed = [(w: Double, e: Int32)]()
-        keyed.reserveCapacity(experts.count)
-        for e in experts { keyed.append((load[Int(e)] / Double(count[Int(e)]), e)) }
-        keyed.sort { $0.w > $1.w || ($0.w == $1.w && $0.e < $1.e) }
-        return keyed.map(\.e)
+        let idBits = UInt64(max(1, Int.bitWidth - (numExperts - 1).leadingZeroBitCount))
+        let idMask: UInt64 = (1 << idBits) - 1
+        var keys = [UInt64]()
+        keys.reserveCapacity(experts.count)
+        for e in experts {
+            let w = load[Int(e)] / Double(count[Int(e)])
+            keys.append((w.bitPattern & ~idMask) | (idMask - UInt64(e)))
+        }
+        keys.sort(by: >)
+        return keys.map { Int32(truncatingIfNeeded: idMask - ($0 & idMask)) }
     }
 }
