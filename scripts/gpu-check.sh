@@ -34,7 +34,7 @@ run_checks() {
             --input "$d/input.safetensors" --output /tmp/wideep-y.safetensors --expected "$d/expected.safetensors" \
             --tolerance 1e-2 2>&1 | tail -n 2 | sed "s|^|layer ${c%%:*}: |" | tee -a "$out/layers.log"
     done
-    "$bin" run --device cuda --ep-size 1 --num-slots 72 --steps 20 2>&1 | tail -n 8 | tee "$out/run.log"
+    "$bin" run --device cuda --ep-size 1 --num-slots 64 --steps 20 2>&1 | tail -n 8 | tee "$out/run.log"
     "$bin" bench moe --device cuda --tokens "$TOKENS" --seed "$SEED" --dump /tmp/wideep-dump --json \
         >"$out/ours.json" 2>"$out/bench.log"
     echo "bench exit $?"; tail -n 12 "$out/bench.log"
