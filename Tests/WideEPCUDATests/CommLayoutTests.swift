@@ -1,3 +1,4 @@
+import CUDADriver
 import Foundation
 import Testing
 @testable import WideEPCUDA
@@ -91,7 +92,11 @@ struct CommLayoutTests {
     }
 
     @Test func kernelSourceDefinesEveryLaunchedKernel() {
-        let src = EPKernelSource.common + EPKernelSource.dispatch
+        let src = EPKernelSource.module
+        // Every preprocessor directive starts a line (a join without a newline once produced "}#ifndef FP8").
+        for line in src.split(separator: "\n") where line.contains("#if") || line.contains("#endif") || line.contains("#define") {
+            #expect(line.trimmingCharacters(in: .whitespaces).hasPrefix("#"), "directive inside a line: \(line)")
+        }
         for k in ["ep_barrier", "ep_signal", "ep_wait", "ep_notify", "ep_layout", "ep_fake_expert", "ep_dispatch",
                   "ep_combine", "ep_combine_recv", "ep_ll_dispatch", "ep_ll_combine", "ep_ll_combine_recv", "ep_pack",
                   "ep_unpack_sum"] {
@@ -99,5 +104,19 @@ struct CommLayoutTests {
         }
         // The flag protocol uses sys-scope ordering, never a plain volatile flag.
         #expect(src.contains("ld.acquire.sys") && src.contains("fence.acq_rel.sys") && src.contains("clock64()"))
+    }
+
+    /// NVRTC needs no GPU: where it is installed (the GPU machine, or WIDEEP_NVRTC_LIB), compile the module exactly
+    /// as `NVLinkEP` does, in every variant, for sm_90. Skipped where NVRTC is absent (CI).
+    @Test func kernelModuleCompilesWithNVRTCWhereAvailable() throws {
+        guard let nvrtc = try? CUDADriver.CUDA.nvrtc() else { return }
+        for fp8 in ["0", "1"] {
+            for portable in ["0", "1"] {
+                let key = KernelKey(name: "ep_comm.cu", source: EPKernelSource.module,
+                                    defines: ["FP8": fp8, "EP_PORTABLE": portable], architecture: "sm_90")
+                let cubin = try nvrtc.compile(source: key.source, name: key.name, options: key.options(includeDirectory: nil))
+                #expect(cubin.count > 1000)
+            }
+        }
     }
 }

@@ -1,4 +1,8 @@
 extension EPKernelSource {
+    /// The whole module as NVRTC compiles it (Swift's multi-line literals end without a newline, so the parts are
+    /// joined with one: a directive must start its own line).
+    static var module: String { common + "\n" + dispatch + "\n" }
+
     /// Dispatch and combine kernels, normal (throughput) and low-latency modes. Compiled with `-DFP8=0|1`.
     ///
     /// Normal: after `ep_notify`, a warp per token writes its row **once per destination rank** straight into that

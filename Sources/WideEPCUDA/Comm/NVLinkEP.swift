@@ -76,7 +76,7 @@ public final class NVLinkEP {
 
     func function(_ name: String, fp8: Bool = false) throws -> CUhandle? {
         let key = KernelKey(
-            name: "ep_comm.cu", source: EPKernelSource.common + EPKernelSource.dispatch,
+            name: "ep_comm.cu", source: EPKernelSource.module,
             defines: ["FP8": fp8 ? "1" : "0", "EP_PORTABLE": Self.portable ? "1" : "0"], architecture: gpu.architecture)
         return try gpu.kernels.function(key, name)
     }
