@@ -127,7 +127,8 @@ public enum CheckpointLoader {
             let bytes = w13Parts.reduce(0) { $0 + $1.gate.tensor.dtype.byteSize * 2 * i * h }
                 + w2Parts.reduce(0) { $0 + $1.tensor.dtype.byteSize * h * i }
             let dtypes = Set(w2Parts.map(\.tensor.dtype.rawValue)).sorted().joined(separator: "/")
-            progress("converting layer \(keys.layer): \(e) experts, \(bytes >> 20) MiB of \(dtypes) weights to float32")
+            let mib = String(format: "%.1f", Double(bytes) / 1_048_576)
+            progress("converting layer \(keys.layer): \(e) experts, \(mib) MiB of \(dtypes) weights to float32")
         }
         var w13 = [Float](repeating: 0, count: e * 2 * i * h)
         var w2 = [Float](repeating: 0, count: e * h * i)

@@ -20,6 +20,10 @@ public enum LayerRun {
         public var times: PhaseTimes
         /// Input rows given to each rank, [R].
         public var tokensPerRank: [Int]
+        /// Wall time to build the ranks' layers (upload dense weights, fill every slot), seconds.
+        public var setupSeconds: Double
+        /// Wall time of the forward on all ranks (upload of the inputs to download of the outputs), seconds.
+        public var forwardSeconds: Double
     }
 
     /// Tokens routed to each expert for `hidden` [tokens, H] (the reference router on the layer's weights), [E].
@@ -82,11 +86,13 @@ public enum LayerRun {
             throw LayerRunError.partialBackend(device: backend.deviceName, localRanks: backend.localRanks, numRanks: r)
         }
         let bounds = (0...r).map { $0 * tokens / r }
+        let setupStart = monotonicSeconds()
         let layers = try (0..<r).map { rank in
             try MoELayer(
                 weights: weights, placement: placement, rank: rank, kernels: backend.kernels(rank: rank),
                 comm: backend.communicator(rank: rank), splitPolicy: split)
         }
+        let forwardStart = monotonicSeconds()
         let results = RankResults(count: r)
         try backend.runRanks { rank in
             let k = layers[rank].kernels
@@ -103,6 +109,7 @@ public enum LayerRun {
             if t > 0 { try out.withUnsafeMutableBytes { try k.download(y, offset: 0, into: $0) } }
             results.set(rank, out, info)
         }
+        let end = monotonicSeconds()
         var output = [Float]()
         output.reserveCapacity(tokens * h)
         var times = PhaseTimes()
@@ -119,7 +126,8 @@ public enum LayerRun {
         return Result(
             output: output, expertCounts: info.expertCounts, rankLoads: info.rankLoads,
             imbalance: Imbalance.ratio(info.rankLoads), times: times,
-            tokensPerRank: (0..<r).map { bounds[$0 + 1] - bounds[$0] })
+            tokensPerRank: (0..<r).map { bounds[$0 + 1] - bounds[$0] }, setupSeconds: forwardStart - setupStart,
+            forwardSeconds: end - forwardStart)
     }
 }
 
