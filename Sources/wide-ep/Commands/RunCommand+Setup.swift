@@ -77,7 +77,7 @@ struct RunSetup {
             steps: command.steps, tokensPerStep: command.tokensPerStep,
             balancer: BalancerOptions(
                 mode: mode, rebalanceInterval: command.rebalanceInterval,
-                imbalanceThreshold: command.imbalanceThreshold ?? .infinity,
+                imbalanceThreshold: command.imbalanceThreshold,
                 layerUpdatesPerStep: command.layerUpdatesPerStep, request: request),
             split: command.split, verifyEvery: command.verifyEvery, seed: command.seed)
     }

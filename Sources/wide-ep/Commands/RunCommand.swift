@@ -49,8 +49,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("rebalance-interval"), help: "Steps between online re-plans (also the statistics window).")
     var rebalanceInterval: Int = 5
 
-    @Option(name: .customLong("imbalance-threshold"), help: "Re-plan early when a step's mean imbalance exceeds this.")
-    var imbalanceThreshold: Double?
+    @Option(name: .customLong("imbalance-threshold"),
+            help: "Re-plan early (online) when a step's mean imbalance exceeds this; inf disables.")
+    var imbalanceThreshold: Double = 0.25
 
     @Option(name: .customLong("layer-updates-per-step"), help: "Layers migrated per step.")
     var layerUpdatesPerStep: Int = 2
@@ -101,7 +102,7 @@ struct RunCommand: ParsableCommand {
         try check(verifyEvery >= 0, "--verify-every must be >= 0, got \(verifyEvery)")
         try check(threads >= 0, "--threads must be >= 0, got \(threads)")
         try check(shiftEvery >= 0, "--shift-every must be >= 0, got \(shiftEvery)")
-        if let t = imbalanceThreshold { try check(t.isFinite && t > 0, "--imbalance-threshold must be > 0, got \(t)") }
+        try check(imbalanceThreshold > 0, "--imbalance-threshold must be > 0 (inf disables), got \(imbalanceThreshold)")
         if let s = numSlots { try check(s >= 1, "--num-slots must be >= 1, got \(s)") }
         try check(!(compare && balancer != .online), "--compare runs all balancers; drop --balancer")
         try check(!(checkpoint != nil && model.isSpecified), "give either --checkpoint or --preset/--config, not both")
