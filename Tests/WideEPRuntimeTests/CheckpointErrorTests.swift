@@ -127,6 +127,22 @@ import WideEPWorkload
         #expect(try CheckpointLoader.moeLayers(directory: dir).isEmpty)
     }
 
+    @Test func sharedExpertWeightsWithoutASharedExpertInTheConfigAreRefused() throws {
+        let c = Fixture.named("qwen2-moe")
+        let dir = try Fixture.edited(c) { $0 }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/config.json"
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        config["shared_expert_intermediate_size"] = 0
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        let e = checkpointError { _ = try CheckpointLoader.loadLayer(directory: dir, layer: 1) }
+        guard case let .configMismatch(directory, reason)? = e else {
+            Issue.record("expected configMismatch, got \(String(describing: e))")
+            return
+        }
+        #expect(directory == dir && reason.contains("model.layers.1.mlp.shared_expert.gate_proj.weight"))
+    }
+
     @Test func errorMessagesCompressLayerRanges() {
         #expect(CheckpointError.ranges([3, 4, 5, 6, 9, 11, 12]) == "3...6, 9, 11...12")
         #expect(CheckpointError.ranges([]) == "none")

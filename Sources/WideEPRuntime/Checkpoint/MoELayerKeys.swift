@@ -57,19 +57,18 @@ public struct MoELayerKeys: Sendable, Equatable {
         for block in ["mlp", "block_sparse_moe"] {
             let prefix = "model.layers.\(layer).\(block)."
             guard has(prefix + "gate.weight") else { continue }
-            var experts: Experts?
-            for (g, u, d) in [("gate_proj", "up_proj", "down_proj"), ("w1", "w3", "w2")]
-            where has(prefix + "experts.0.\(g).weight") {
-                experts = .perExpert(gate: g, up: u, down: d)
-                break
+            // The block's usual names first, then the other family's, then fused tensors.
+            let hf = ("gate_proj", "up_proj", "down_proj"), mixtral = ("w1", "w3", "w2")
+            let candidates = block == "mlp" ? [hf, mixtral] : [mixtral, hf]
+            var experts = Experts.perExpert(gate: candidates[0].0, up: candidates[0].1, down: candidates[0].2)
+            if let n = candidates.first(where: { has(prefix + "experts.0.\($0.0).weight") }) {
+                experts = .perExpert(gate: n.0, up: n.1, down: n.2)
+            } else if has(prefix + "experts.gate_up_proj") {
+                experts = .fused
             }
-            if experts == nil, has(prefix + "experts.gate_up_proj") { experts = .fused }
-            // Without expert 0 the layout is still this one; loading then names the missing key.
+            // Without expert 0's keys the layout is still this one; loading then names the first missing key.
             let shared = ["shared_experts.", "shared_expert."].first { has(prefix + $0 + "gate_proj.weight") }
-            return MoELayerKeys(
-                layer: layer, prefix: prefix, experts: experts ?? .perExpert(gate: block == "mlp" ? "gate_proj" : "w1",
-                    up: block == "mlp" ? "up_proj" : "w3", down: block == "mlp" ? "down_proj" : "w2"),
-                sharedPrefix: shared.map { prefix + $0 })
+            return MoELayerKeys(layer: layer, prefix: prefix, experts: experts, sharedPrefix: shared.map { prefix + $0 })
         }
         return nil
     }
