@@ -1,6 +1,7 @@
 @testable import CUDADriver
 import Testing
 import WideEPCUDA
+import WideEPRuntime
 
 @Suite("CUDA discovery and availability")
 struct DriverDiscoveryTests {
@@ -55,5 +56,24 @@ struct DriverDiscoveryTests {
         #expect(e.description.contains("identifier \"x\" is undefined"))
         let d = CUDAError.driver(call: "cuMemAlloc(16 bytes)", code: 2, message: "CUDA_ERROR_OUT_OF_MEMORY: out of memory")
         #expect(d.description.contains("cuMemAlloc") && d.description.contains("out of memory"))
+    }
+}
+
+@Suite("CUDA backend registration")
+struct CUDABackendRegistrationTests {
+    @Test func cudaDeviceIsRegisteredAndExplainsWhenUnavailable() throws {
+        CUDABackend.register()
+        #expect(BackendRegistry.names.contains("cuda"))
+        if CUDA.isAvailable {
+            let b = try BackendRegistry.make("cuda", options: BackendOptions(numRanks: 1))
+            #expect(b.deviceName == "cuda" && b.numRanks == 1)
+        } else {
+            #expect(throws: BackendError.self) { try BackendRegistry.make("cuda", options: BackendOptions(numRanks: 1)) }
+        }
+    }
+
+    @Test func oneProcessDrivesOneGPU() {
+        // Several ranks in one process are refused with a message that points at `wide-ep launch`, GPU or not.
+        #expect(throws: (any Error).self) { try CUDABackend(options: BackendOptions(numRanks: 2)) }
     }
 }
