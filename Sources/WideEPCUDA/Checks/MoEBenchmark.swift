@@ -82,6 +82,20 @@ public enum MoEBenchmark {
                                            slotRows: slotRows, n: h, k: inter, path: v.path)
                 }
                 gemm[v.label] = 6.0 * Double(t * c.topK) * Double(h * inter) / (ms * 1e-3) / 1e12
+                if v.label == "loop×4" {
+                    // The other orientation (tokens on cuBLAS's M side), GEMMs only; W2 reads W13's feature-major
+                    // output with the slot's rows as leading dimension (only its first I features are used).
+                    let sms = try gpu.time(warmup: 1, repeats: repeats) {
+                        try layer.slotGEMM.runSwapped(x: w.xs.pointer, w: layer.w13.pointer, y: w.y13.pointer,
+                                                      slotRows: slotRows, n: 2 * inter, k: h, featureMajorInput: false,
+                                                      ldxStride: 0)
+                        try layer.slotGEMM.runSwapped(x: w.y13.pointer, w: layer.w2.pointer, y: w.ys.pointer,
+                                                      slotRows: slotRows, n: h, k: inter, featureMajorInput: true,
+                                                      ldxStride: 2 * inter)
+                    }
+                    gemm["swapped×4"] = 6.0 * Double(t * c.topK) * Double(h * inter) / (sms * 1e-3) / 1e12
+                    progress("bench: T=\(t) swapped×4 expert GEMMs " + String(format: "%.1f TFLOP/s", gemm["swapped×4"]!))
+                }
                 progress("bench: T=\(t) \(v.label) layer " + String(format: "%.3f ms, expert GEMMs %.1f TFLOP/s",
                                 layerMs[v.label]!, gemm[v.label]!))
             }
