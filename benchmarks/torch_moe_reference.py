@@ -207,7 +207,7 @@ def main():
             o = by_t.get(r["tokens"])
             if not o:
                 continue
-            best_tf = max(v for k, v in o["expertGEMMTFLOPS"].items() if "swapped" not in k)
+            best_tf = max(v for k, v in o["expertGEMMTFLOPS"].items() if "tokens-on" not in k)
             t2.append([str(r["tokens"]), f"{o['bestMs']:.3f}", o["bestPath"], f"{r['loop_ms']:.3f}",
                        f"{r['loop_ms'] / o['bestMs']:.2f}", f"{r['grouped_mm_ms']:.3f}",
                        f"{r['grouped_mm_ms'] / o['bestMs']:.2f}", f"{o['floorMs']:.3f}",

@@ -83,18 +83,32 @@ public enum MoEBenchmark {
                 }
                 gemm[v.label] = 6.0 * Double(t * c.topK) * Double(h * inter) / (ms * 1e-3) / 1e12
                 if v.label == "loop×4" {
-                    // The other orientation (tokens on cuBLAS's M side), GEMMs only; W2 reads W13's feature-major
-                    // output with the slot's rows as leading dimension (only its first I features are used).
-                    let sms = try gpu.time(warmup: 1, repeats: repeats) {
-                        try layer.slotGEMM.runSwapped(x: w.xs.pointer, w: layer.w13.pointer, y: w.y13.pointer,
-                                                      slotRows: slotRows, n: 2 * inter, k: h, featureMajorInput: false,
-                                                      ldxStride: 0)
-                        try layer.slotGEMM.runSwapped(x: w.y13.pointer, w: layer.w2.pointer, y: w.ys.pointer,
-                                                      slotRows: slotRows, n: h, k: inter, featureMajorInput: true,
-                                                      ldxStride: 2 * inter)
+                    // Per GEMM and orientation: tokens on cuBLAS's N side (what the layer runs) or on its M side
+                    // (feature-major output; W2 then reads W13's output with the slot's rows as leading dimension).
+                    let f1 = 2.0 * Double(t * c.topK) * Double(2 * inter * h), f2 = f1 / 2
+                    func rate(_ flops: Double, _ body: () throws -> Void) throws -> Double {
+                        flops / (try gpu.time(warmup: 1, repeats: repeats, body) * 1e-3) / 1e12
                     }
-                    gemm["swapped×4"] = 6.0 * Double(t * c.topK) * Double(h * inter) / (sms * 1e-3) / 1e12
-                    progress("bench: T=\(t) swapped×4 expert GEMMs " + String(format: "%.1f TFLOP/s", gemm["swapped×4"]!))
+                    let g = layer.slotGEMM
+                    gemm["w13 tokens-on-N"] = try rate(f1) {
+                        try g.run(x: w.xs.pointer, w: layer.w13.pointer, y: w.y13.pointer, slotRows: slotRows,
+                                  n: 2 * inter, k: h, path: .loop)
+                    }
+                    gemm["w2 tokens-on-N"] = try rate(f2) {
+                        try g.run(x: w.act.pointer, w: layer.w2.pointer, y: w.ys.pointer, slotRows: slotRows, n: h,
+                                  k: inter, path: .loop)
+                    }
+                    gemm["w13 tokens-on-M"] = try rate(f1) {
+                        try g.runSwapped(x: w.xs.pointer, w: layer.w13.pointer, y: w.y13.pointer, slotRows: slotRows,
+                                         n: 2 * inter, k: h, featureMajorInput: false, ldxStride: 0)
+                    }
+                    gemm["w2 tokens-on-M"] = try rate(f2) {
+                        try g.runSwapped(x: w.y13.pointer, w: layer.w2.pointer, y: w.ys.pointer, slotRows: slotRows,
+                                         n: h, k: inter, featureMajorInput: true, ldxStride: 2 * inter)
+                    }
+                    progress("bench: T=\(t) per-GEMM TFLOP/s " + ["w13 tokens-on-N", "w2 tokens-on-N",
+                        "w13 tokens-on-M", "w2 tokens-on-M"].map { "\($0) " + String(format: "%.1f", gemm[$0]!) }
+                        .joined(separator: ", "))
                 }
                 progress("bench: T=\(t) \(v.label) layer " + String(format: "%.3f ms, expert GEMMs %.1f TFLOP/s",
                                 layerMs[v.label]!, gemm[v.label]!))
