@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WideEPWorkload
 
 /// Shared output helpers for the commands: tables, JSON, atomic file writes, progress lines.
 enum CLIOutput {
@@ -25,22 +26,9 @@ enum CLIOutput {
     }
 
     /// Writes `data` to `path` through a temporary file in the same folder and a rename, so a failure never leaves a
-    /// half-written file.
+    /// half-written file (devices such as /dev/null are written in place).
     static func writeAtomically(_ data: Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent()
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        do {
-            try data.write(to: tmp)
-            if FileManager.default.fileExists(atPath: url.path) {
-                _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
-            } else {
-                try FileManager.default.moveItem(at: tmp, to: url)
-            }
-        } catch {
-            try? FileManager.default.removeItem(at: tmp)
-            throw ValidationError("cannot write \(path): \(error.localizedDescription)")
-        }
+        try AtomicFile.write(data, to: path)
     }
 
     /// Prints a progress line on stderr, so stdout stays clean for `--json`.

@@ -64,7 +64,7 @@ public enum CheckpointLoader {
             throw CheckpointError.missingConfig(directory: directory)
         }
         let layout = try CheckpointConfig(path: configPath)
-        let config = try moeConfig(configPath: configPath)
+        let config = try HFConfig.load(path: configPath)
         return (try CheckpointFiles(directory: directory), layout, config)
     }
 

@@ -9,7 +9,7 @@ import WideEPCore
 ///   `num_hidden_layers`, `first_k_dense_replace`, `moe_layer_freq`, `routed_scaling_factor`, `scoring_func`,
 ///   `topk_method` (`noaux_tc` adds the correction bias and group-limited routing; `greedy` ignores groups),
 ///   `norm_topk_prob`;
-/// - Qwen2-MoE / Qwen3-MoE (`qwen2_moe`, `qwen3_moe`): `num_experts`, `num_experts_per_tok`, `hidden_size`,
+/// - Qwen2-MoE / Qwen3-MoE (`qwen2_moe`, `qwen3_moe`): `num_experts` (or `num_local_experts`), `num_experts_per_tok`, `hidden_size`,
 ///   `moe_intermediate_size`, `shared_expert_intermediate_size` (> 0: one gated shared expert), `norm_topk_prob`,
 ///   `num_hidden_layers`, `decoder_sparse_step`, `mlp_only_layers`;
 /// - Mixtral (`mixtral`): `num_local_experts`, `num_experts_per_tok`, `hidden_size`, `intermediate_size`,
@@ -122,7 +122,8 @@ public enum HFConfig {
                 routedScalingFactor: Float(try k.double("routed_scaling_factor") ?? 1), scoring: score,
                 normTopKProb: try k.bool("norm_topk_prob") ?? false, hasCorrectionBias: method == "noaux_tc")
         case .qwen2MoE, .qwen3MoE:
-            let experts = try k.requiredInt("num_experts", family)
+            // Hub checkpoints write `num_experts`; transformers 5.x's Qwen3-MoE config writes `num_local_experts`.
+            let experts = try k.int("num_experts") ?? k.requiredInt("num_local_experts", family)
             let step = max(1, try k.int("decoder_sparse_step") ?? 1)
             let mlpOnly = Set(try k.ints("mlp_only_layers") ?? [])
             let moeLayers = (0..<layers).filter { !mlpOnly.contains($0) && ($0 + 1) % step == 0 }.count

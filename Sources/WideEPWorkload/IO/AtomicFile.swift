@@ -8,6 +8,17 @@ public enum AtomicFile {
     /// - Throws: `FileAccessError.cannotWrite` naming the path and the OS reason.
     public static func write(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
+        // A device or pipe (/dev/null, /dev/stdout, a FIFO) is written in place: renaming over it would replace the
+        // device node itself with a regular file.
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG && (st.st_mode & S_IFMT) != S_IFDIR {
+            guard let handle = FileHandle(forWritingAtPath: path) else {
+                throw FileAccessError.cannotWrite(path: path, reason: "cannot open it for writing")
+            }
+            defer { try? handle.close() }
+            handle.write(data)
+            return
+        }
         let dir = url.deletingLastPathComponent().path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
