@@ -159,12 +159,14 @@ struct BenchDispatchCommand: ParsableCommand {
             return try store.allGather("bench-dispatch/counts/\(t)", Array(try enc.encode(mine)))
                 .map { try JSONDecoder().decode([Int].self, from: Data($0)) }
         }
+        // Every rank releases its NCCL clique and IPC mappings (collectively) before rank 0 starts the torch job.
+        ncclComm = nil
+        ep.memory.close()
         if env.rank == 0 {
             let baseline = torchBaselineResults(counts: counts, matrices: sendMatrix, sharedGPU: sharedGPU, notes: &notes)
             try report(gathered: gathered, baseline: baseline, notes: notes, gpuName: gpu.name, devices: devices,
                        ranks: env.worldSize)
         }
-        ncclComm = nil
         finish()
         if !failures.isEmpty {
             for f in failures { CLIOutput.progress("bench dispatch: " + f) }
