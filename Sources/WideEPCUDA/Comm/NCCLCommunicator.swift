@@ -129,11 +129,16 @@ public final class NCCLCommunicator<Buffer: CUDAMemory>: Communicator {
         try scratch.upload(sendCounts.map { UInt64($0) }, gpu: gpu)
         let c = try live(), s = gpu.stream.handle
         try nccl.check(nccl.ncclGroupStart(), "ncclGroupStart")
-        for p in 0..<size {
-            _ = nccl.ncclSend(scratch.address(at: p), 8, NCCLSymbols.uint8, Int32(p), c, s)
-            _ = nccl.ncclRecv(scratch.address(at: size + p), 8, NCCLSymbols.uint8, Int32(p), c, s)
+        var groupError: Error?
+        for p in 0..<size where groupError == nil {
+            do {
+                try nccl.check(nccl.ncclSend(scratch.address(at: p), 8, NCCLSymbols.uint8, Int32(p), c, s), "ncclSend(count to \(p))")
+                try nccl.check(nccl.ncclRecv(scratch.address(at: size + p), 8, NCCLSymbols.uint8, Int32(p), c, s),
+                               "ncclRecv(count from \(p))")
+            } catch { groupError = error }
         }
         try nccl.check(nccl.ncclGroupEnd(), "ncclGroupEnd(exchangeCounts)")
+        if let groupError { throw groupError }
         try finish("count exchange")
         return try scratch.download(gpu, count: 2 * size)[size...].map { Int($0) }
     }
