@@ -48,7 +48,7 @@ struct BenchDispatchCommand: ParsableCommand {
     @Option(help: "Baseline: auto (run benchmarks/torch_a2a_reference.py from rank 0), off, or a JSON file it wrote.")
     var torchBaseline = "auto"
     @Option(help: "Write the results as JSON to this file (rank 0).") var out: String?
-    @Option(help: "Fault injection: this rank kills itself (SIGKILL) in the middle of the first dispatch.")
+    @Option(help: "Fault injection: this rank kills itself (SIGKILL) once the IPC buffers are mapped, while its peers enter their first dispatch.")
     var failRank: Int?
 
     func parsedTokens() throws -> [Int] {
@@ -109,7 +109,7 @@ struct BenchDispatchCommand: ParsableCommand {
         // Importers close their IPC mappings, all ranks meet, and only then is the buffer freed: before the store goes.
         let finish = { ep.memory.close(); session.finish() }
         if let failRank, failRank == env.rank {
-            CLIOutput.progress("bench dispatch: rank \(env.rank) injecting a crash (SIGKILL) during dispatch")
+            CLIOutput.progress("bench dispatch: rank \(env.rank) injecting a crash (SIGKILL) after mapping the buffers")
             kill(getpid(), SIGKILL)
         }
         var failures: [String] = []
