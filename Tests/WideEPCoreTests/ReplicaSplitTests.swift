@@ -61,6 +61,21 @@ import WideEPTestSupport
         }
     }
 
+    @Test func balancedSplitIsNearOptimalAtDeepSeekScale() throws {
+        // 256 experts on 32 ranks with 288 slots, placement planned on other loads: the split must fix the drift.
+        var rng = SplitMix64(seed: 77)
+        let topo = try Topology(numRanks: 32, numNodes: 4)
+        for _ in 0..<3 {
+            let p = try Planner.planLayer(
+                loads: PlanningFixtures.loads(256, &rng, sigma: 0.8), request: PlannerRequest(numSlots: 288, topology: topo))
+            let counts = PlanningFixtures.loads(256, &rng, sigma: 0.8).map { Int($0) }
+            let q = ReplicaSplit.quotas(expertCounts: counts, placement: p, policy: .balanced)
+            let peak = ReplicaSplit.rankLoads(quotas: q, placement: p).max()!
+            let optimum = Double(Self.optimalPeak(p, counts))
+            #expect(peak <= optimum * 1.01, "balanced \(peak) vs optimum \(optimum)")
+        }
+    }
+
     @Test func balancedSplitMovesTokensToTheLighterReplica() throws {
         // Expert 0 on ranks 0 and 1; rank 0 also carries expert 1's 100 tokens.
         let p = try Placement(slotExpert: [0, 1, 0, 2], numExperts: 3, numRanks: 2)

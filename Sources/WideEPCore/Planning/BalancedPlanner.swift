@@ -12,8 +12,7 @@ enum BalancedPlanner {
         -> Placement
     {
         state.reset(loads: loads)
-        state.replicateMinMax(slots: request.numSlots, cap: state.replicaCap)
-        let order = state.sortedByReplicaWeight(0..<Int32(loads.count))
+        let order = state.replicateOrdered(slots: request.numSlots, cap: state.replicaCap)
         try state.packLPT(experts: order, ranks: 0..<state.numRanks, layer: layer)
         refine(state)
         return try state.makePlacement(layer: layer)

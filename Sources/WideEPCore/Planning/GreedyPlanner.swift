@@ -9,8 +9,7 @@ enum GreedyPlanner {
         -> Placement
     {
         state.reset(loads: loads)
-        state.replicateMinMax(slots: request.numSlots, cap: state.replicaCap)
-        let order = state.sortedByReplicaWeight(0..<Int32(loads.count))
+        let order = state.replicateOrdered(slots: request.numSlots, cap: state.replicaCap)
         try state.packLPT(experts: order, ranks: 0..<state.numRanks, layer: layer)
         return try state.makePlacement(layer: layer)
     }

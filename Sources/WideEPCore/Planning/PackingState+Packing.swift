@@ -25,23 +25,33 @@ extension PackingState {
                 put(expert: x, weight: w, slot: r &* slotsPerRank &+ rankFill[r])
                 rankFill[r] &+= 1
                 if rankFill[r] == slotsPerRank {
-                    for i in k..<(n &- 1) { open[i] = open[i &+ 1] }
+                    if k &+ 1 < n { shiftLeft(open, from: k, count: n &- k &- 1) }
                     n &-= 1
                 } else {
-                    // The rank got heavier: move it right to keep the order.
+                    // The rank got heavier: binary-search its new place to the right and shift the run between.
                     let lr = rankLoad[r]
-                    var i = k
-                    while i &+ 1 < n {
-                        let y = Int(open[i &+ 1])
+                    var lo = k &+ 1, hi = n
+                    while lo < hi {
+                        let mid = (lo &+ hi) >> 1
+                        let y = Int(open[mid])
                         let ly = rankLoad[y]
-                        if lr < ly || (lr == ly && r < y) { break }
-                        open[i] = open[i &+ 1]
-                        i &+= 1
+                        if ly < lr || (ly == lr && y < r) { lo = mid &+ 1 } else { hi = mid }
                     }
-                    open[i] = Int32(r)
+                    let dest = lo &- 1
+                    if dest > k { shiftLeft(open, from: k, count: dest &- k) }
+                    open[dest] = Int32(r)
                 }
             }
         }
+    }
+
+    /// Moves `buffer[from + 1 ..< from + 1 + count]` one place left (memmove).
+    @inline(__always)
+    private func shiftLeft(_ buffer: UnsafeMutableBufferPointer<Int32>, from: Int, count: Int) {
+        let dst: UnsafeMutablePointer<Int32> = buffer.baseAddress! + from
+        let src: UnsafeMutablePointer<Int32> = dst + 1
+        let bytes: Int = count * MemoryLayout<Int32>.stride
+        UnsafeMutableRawPointer(dst).copyMemory(from: UnsafeRawPointer(src), byteCount: bytes)
     }
 
     /// Writes the ranks of `ranks` with free slots into `rankOrder`, ascending by (load, rank); returns how many.

@@ -34,11 +34,14 @@ extension PackingState {
             var bestPeak = lh - eps
             var bi = -1, bj = -1
             let hb = h &* p
+            // Once the pair's peak is at or below the next-heaviest rank (or the target), a better exchange for this
+            // pair cannot lower the max any further this round.
+            let enough = max(target, numRanks > 1 ? rankLoad[Int(order[numRanks &- 2])] : 0)
             for k in 0..<(numRanks &- 1) {
                 let r = Int(order[k])
                 let lr = rankLoad[r]
                 // No exchange with this or any heavier rank can end below (lh + lr) / 2.
-                if (lh + lr) * 0.5 >= bestPeak { break }
+                if (lh + lr) * 0.5 >= bestPeak || bestPeak <= enough { break }
                 let gap = lh - lr
                 // Largest shift this pair may take without raising the heaviest node.
                 var limit = gap

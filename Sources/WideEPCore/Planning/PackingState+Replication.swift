@@ -70,3 +70,48 @@ extension PackingState {
         return keys.map { Int32(truncatingIfNeeded: idMask - ($0 & idMask)) }
     }
 }
+
+extension PackingState {
+    /// Min–max replication of all experts into `slots` replicas (at most `cap` each), returning the experts ordered
+    /// by load per replica, heaviest first (ties to the lower id). Same counts as `replicateMinMax(slots:cap:)`
+    /// except between loads equal to within about 2^-44 relative, which the packed sort keys order by id.
+    ///
+    /// Only a prefix of the experts by load can get extra replicas: when expert x receives one, every expert
+    /// ahead of it in (load, id) order already has two or more. So the heap spans just the first `slots − E`
+    /// experts, and the final order is that prefix, re-sorted by load per replica, merged with the untouched rest.
+    func replicateOrdered(slots: Int, cap: Int) -> [Int32] {
+        let nE = numExperts
+        let idBits = UInt64(max(1, Int.bitWidth - (nE - 1).leadingZeroBitCount))
+        let idMask: UInt64 = (1 << idBits) - 1
+        @inline(__always) func key(_ e: Int) -> UInt64 {
+            ((load[e] / Double(count[e])).bitPattern & ~idMask) | (idMask - UInt64(e))
+        }
+        @inline(__always) func id(_ k: UInt64) -> Int32 { Int32(truncatingIfNeeded: idMask - (k & idMask)) }
+        for e in 0..<nE { count[e] = 1 }
+        var keys = [UInt64](unsafeUninitializedCapacity: nE) { buf, n in
+            for e in 0..<nE { buf[e] = key(e) }
+            n = nE
+        }
+        keys.sort(by: >)
+        let extra = slots - nE
+        let m = cap > 1 ? min(extra, nE) : 0
+        guard m > 0 else { return keys.map(id) }
+        for i in 0..<m { order[i] = id(keys[i]) }
+        replicateMinMax(experts: UnsafeMutableBufferPointer(rebasing: order[0..<m]), slots: extra + m, cap: cap)
+        // Prefix re-keyed and sorted; the rest keeps its (load, id) order, which is its replica-weight order.
+        var head = [UInt64](unsafeUninitializedCapacity: m) { buf, n in
+            for i in 0..<m { buf[i] = key(Int(id(keys[i]))) }
+            n = m
+        }
+        head.sort(by: >)
+        var out = [Int32](repeating: 0, count: nE)
+        var a = 0, b = m, o = 0
+        while a < m && b < nE {
+            if head[a] > keys[b] { out[o] = id(head[a]); a += 1 } else { out[o] = id(keys[b]); b += 1 }
+            o += 1
+        }
+        while a < m { out[o] = id(head[a]); a += 1; o += 1 }
+        while b < nE { out[o] = id(keys[b]); b += 1; o += 1 }
+        return out
+    }
+}

@@ -30,6 +30,8 @@ extension ReplicaSplit {
     /// Passes of block coordinate descent over the replicated experts; each pass re-water-fills every such expert
     /// against the others. It usually settles in a handful of passes.
     static let maxBalancedPasses = 64
+    /// Passes without a lower peak after which the search stops.
+    static let stallPasses = 3
 
     /// Quotas minimising the max rank load: each replicated expert water-fills its tokens over the ranks holding it
     /// given everyone else's load, repeated until nothing changes.
@@ -97,6 +99,8 @@ extension ReplicaSplit {
             // Stop at the bound (optimal), or at the first pass that does not strictly lower the (exact, integer)
             // sum of squared rank loads: equal-cost states can otherwise swap single tokens back and forth forever.
             var bestCost = Int64.max
+            var bestPeak = Int64.max
+            var stalled = 0
             for pass in 0...maxBalancedPasses {
                 var changed = false
                 for m in 0..<nMulti {
@@ -120,6 +124,10 @@ extension ReplicaSplit {
                 }
                 if peak <= bound || cost >= bestCost { break }
                 bestCost = cost
+                // The peak, not the squared sum, is what matters: once it has not moved for a few passes the
+                // remaining passes only polish lighter ranks.
+                if peak < bestPeak { bestPeak = peak; stalled = 0 } else { stalled &+= 1 }
+                if stalled >= stallPasses { break }
             }
         }}}}}}}}
     }
