@@ -133,36 +133,26 @@ extern "C" __global__ void __launch_bounds__(256) ep_combine_recv(
     }
 }
 
-// Low-latency dispatch (send half; ep_wait(K_LL_DISPATCH) is the receive half).
+// Low-latency dispatch (send half; ep_wait(K_LL_DISPATCH) is the receive half). One warp per (token, k) pair, so
+// a decode batch of T tokens spreads over T·K warps: lane 0 takes the slot and writes the header, the warp the row.
 extern "C" __global__ void __launch_bounds__(256) ep_ll_dispatch(
     const u64* peers, const i64* L, int me, int R, int T, int H, int K, int epr, int cap, const unsigned short* x,
     const int* topk, int rowStride, int* counters, int* epochs, int* tickets) {
     int lane = threadIdx.x & 31, warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int nwarps = (gridDim.x * blockDim.x) >> 5;
-    for (int t = warp; t < T; t += nwarps) {
-        for (int k0 = 0; k0 < K; k0 += MAX_DST) {
-            int e = -1, slot = -1;
-            int k = k0 + lane;
-            if (lane < MAX_DST && k < K) {
-                e = topk[t * K + k];
-                if (e >= 0) {
-                    slot = atomicAdd(counters + e, 1);
-                    int d = e / epr, el = e % epr;
-                    int* hdr = (int*)(peer_base(peers, d) + L[L_LLHDR]) + ((i64)(el * R + me) * cap + slot) * 2;
-                    hdr[0] = t;
-                    hdr[1] = k;
-                }
-            }
-            char* dst[MAX_DST];
-            int n = 0;
-            for (int j = 0; j < MAX_DST; j++) {
-                int ej = __shfl_sync(0xffffffffu, e, j), sj = __shfl_sync(0xffffffffu, slot, j);
-                if (ej < 0 || sj < 0) continue;
-                int d = ej / epr, el = ej % epr;
-                dst[n++] = peer_base(peers, d) + L[L_LLRECV] + ((i64)(el * R + me) * cap + sj) * rowStride;
-            }
-            if (n > 0) store_row(x + (i64)t * H, H, dst, n, lane);
+    for (int p = warp; p < T * K; p += nwarps) {
+        int e = topk[p];
+        if (e < 0) continue;  // warp-uniform: every lane read the same id
+        int t = p / K, k = p % K, d = e / epr, el = e % epr, slot = 0;
+        if (lane == 0) {
+            slot = atomicAdd(counters + e, 1);
+            int* hdr = (int*)(peer_base(peers, d) + L[L_LLHDR]) + ((i64)(el * R + me) * cap + slot) * 2;
+            hdr[0] = t;
+            hdr[1] = k;
         }
+        slot = __shfl_sync(0xffffffffu, slot, 0);
+        char* dst[1] = {peer_base(peers, d) + L[L_LLRECV] + ((i64)(el * R + me) * cap + slot) * rowStride};
+        store_row(x + (i64)t * H, H, dst, 1, lane);
     }
     if (last_block(tickets + K_LL_DISPATCH)) {
         for (int e = threadIdx.x; e < epr * R; e += blockDim.x) {

@@ -40,7 +40,8 @@ extension NVLinkEP {
     public func dispatchLowLatency(x: CUdeviceptr, topk: CUdeviceptr, tokens: Int, fp8: Bool) throws {
         try checkTokens(tokens, limit: shape.lowLatencyTokens, mode: "low-latency")
         try gpu.launch(
-            try function("ep_ll_dispatch", fp8: fp8), grid: (max(1, (tokens + 7) / 8), 1, 1), block: (256, 1, 1),
+            try function("ep_ll_dispatch", fp8: fp8),
+            grid: (max(1, min(8 * gpu.multiprocessors, (tokens * shape.topK + 7) / 8)), 1, 1), block: (256, 1, 1),
             args: base + [.int(tokens), .int(shape.hidden), .int(shape.topK), .int(shape.expertsPerRank),
                           .int(shape.lowLatencyTokens), .ptr(x), .ptr(topk), .int(layout.rowStride),
                           .ptr(countersAddress), .ptr(epochsAddress), .ptr(ticketsAddress)], name: "ep_ll_dispatch")
