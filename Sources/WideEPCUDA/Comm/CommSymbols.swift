@@ -1,7 +1,6 @@
 import CUDADriver
 
-/// The driver entry points the communicators need beyond `DriverAPI`: CUDA IPC, host-mapped memory and stream
-/// capture, resolved once from `libcuda.so.1`.
+/// The driver entry points the communicators need beyond `DriverAPI` (CUDA IPC), resolved once from `libcuda.so.1`.
 ///
 /// `cuIpcOpenMemHandle` takes the 64-byte `CUipcMemHandle` **by value**. Swift cannot declare a C struct parameter
 /// without a C header, so it is bound with the platform ABI's own rule for such an argument: on x86-64 (System V)
@@ -23,25 +22,11 @@ public struct IPCSymbols: @unchecked Sendable {
     #endif
     /// `cuIpcCloseMemHandle(CUdeviceptr)`.
     let cuIpcCloseMemHandle: @convention(c) (CUdeviceptr) -> Int32
-    /// `cuStreamBeginCapture_v2(CUstream, CUstreamCaptureMode)`.
-    let cuStreamBeginCapture: @convention(c) (CUhandle?, Int32) -> Int32
-    /// `cuStreamEndCapture(CUstream, CUgraph*)`.
-    let cuStreamEndCapture: @convention(c) (CUhandle?, UnsafeMutablePointer<CUhandle?>) -> Int32
-    /// `cuGraphInstantiateWithFlags(CUgraphExec*, CUgraph, unsigned long long)`.
-    let cuGraphInstantiate: @convention(c) (UnsafeMutablePointer<CUhandle?>, CUhandle?, UInt64) -> Int32
-    /// `cuGraphLaunch(CUgraphExec, CUstream)`.
-    let cuGraphLaunch: @convention(c) (CUhandle?, CUhandle?) -> Int32
-    /// `cuGraphExecDestroy(CUgraphExec)`.
-    let cuGraphExecDestroy: @convention(c) (CUhandle?) -> Int32
-    /// `cuGraphDestroy(CUgraph)`.
-    let cuGraphDestroy: @convention(c) (CUhandle?) -> Int32
     /// The driver table, for `check` and the plain calls.
     public let driver: DriverAPI
 
     /// `CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS`.
     static let lazyEnablePeerAccess: UInt32 = 1
-    /// `CU_STREAM_CAPTURE_MODE_THREAD_LOCAL`.
-    static let captureThreadLocal: Int32 = 1
 
     /// Resolves the symbols; throws `CUDAError.libraryNotFound` without a driver, `missingSymbol` on an old one.
     public static func load() throws -> IPCSymbols { try cached.get() }
@@ -58,12 +43,6 @@ public struct IPCSymbols: @unchecked Sendable {
         cuIpcGetMemHandle = try lib.function("cuIpcGetMemHandle")
         cuIpcOpenMemHandle = try lib.function("cuIpcOpenMemHandle_v2", "cuIpcOpenMemHandle")
         cuIpcCloseMemHandle = try lib.function("cuIpcCloseMemHandle")
-        cuStreamBeginCapture = try lib.function("cuStreamBeginCapture_v2", "cuStreamBeginCapture")
-        cuStreamEndCapture = try lib.function("cuStreamEndCapture")
-        cuGraphInstantiate = try lib.function("cuGraphInstantiateWithFlags")
-        cuGraphLaunch = try lib.function("cuGraphLaunch")
-        cuGraphExecDestroy = try lib.function("cuGraphExecDestroy")
-        cuGraphDestroy = try lib.function("cuGraphDestroy")
     }
 
     /// The 64-byte IPC handle of the allocation starting at `pointer` (a `cuMemAlloc` base).
