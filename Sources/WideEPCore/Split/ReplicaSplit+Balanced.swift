@@ -12,6 +12,8 @@ extension ReplicaSplit {
         var activeEnd: [Int32] = []
         /// For each `multi` expert, its first slot on each rank it occupies.
         var active: [Int32] = []
+        /// The rank of each `active` slot (kept to avoid divisions in the passes).
+        var activeRank: [Int32] = []
         /// Water-filling order, [R].
         var order: [Int32] = []
 
@@ -24,6 +26,7 @@ extension ReplicaSplit {
             if activeStart.count < numExperts { activeStart = [Int32](repeating: 0, count: numExperts) }
             if activeEnd.count < numExperts { activeEnd = [Int32](repeating: 0, count: numExperts) }
             if active.count < numSlots { active = [Int32](repeating: 0, count: numSlots) }
+            if activeRank.count < numSlots { activeRank = [Int32](repeating: 0, count: numSlots) }
         }
     }
 
@@ -51,6 +54,7 @@ extension ReplicaSplit {
         scratch.activeStart.withUnsafeMutableBufferPointer { aStart in
         scratch.activeEnd.withUnsafeMutableBufferPointer { aEnd in
         scratch.active.withUnsafeMutableBufferPointer { active in
+        scratch.activeRank.withUnsafeMutableBufferPointer { activeRank in
         scratch.order.withUnsafeMutableBufferPointer { order in
         placement.replicaStart.withUnsafeBufferPointer { start in
         placement.replicaSlots.withUnsafeBufferPointer { slots in
@@ -68,7 +72,13 @@ extension ReplicaSplit {
                 var prevRank = -1
                 for i in a..<b {
                     let s = Int(slots[i])
-                    if s / p != prevRank { prevRank = s / p; active[nActive] = Int32(s); nActive &+= 1 }
+                    let r = s / p
+                    if r != prevRank {
+                        prevRank = r
+                        active[nActive] = Int32(s)
+                        activeRank[nActive] = Int32(r)
+                        nActive &+= 1
+                    }
                 }
                 total &+= Int64(c)
                 if nActive &- begin <= 1 || c == 0 {
@@ -107,11 +117,12 @@ extension ReplicaSplit {
                     let e = Int(multi[m])
                     let a = Int(aStart[m]), b = Int(aEnd[m])
                     if pass > 0 {
-                        for i in a..<b { load[Int(active[i]) / p] &-= Int64(quotas[Int(active[i])]) }
+                        for i in a..<b { load[Int(activeRank[i])] &-= Int64(quotas[Int(active[i])]) }
                     }
                     if waterFill(
                         count: expertCounts[e], slots: UnsafeBufferPointer(rebasing: active[a..<b]),
-                        slotsPerRank: p, load: load, order: order, quotas: quotas)
+                        ranks: UnsafeBufferPointer(rebasing: activeRank[a..<b]), load: load, order: order,
+                        quotas: quotas)
                     {
                         changed = true
                     }
@@ -129,7 +140,7 @@ extension ReplicaSplit {
                 if peak < bestPeak { bestPeak = peak; stalled = 0 } else { stalled &+= 1 }
                 if stalled >= stallPasses { break }
             }
-        }}}}}}}}
+        }}}}}}}}}
     }
 
     /// Integer water-fill of `count` tokens over `slots` (one per rank) given the other experts' rank loads: the
@@ -137,29 +148,28 @@ extension ReplicaSplit {
     /// Adds the result into `load`, writes the quotas and returns whether any quota changed.
     @inline(__always)
     static func waterFill(
-        count: Int32, slots: UnsafeBufferPointer<Int32>, slotsPerRank p: Int, load: UnsafeMutableBufferPointer<Int64>,
-        order: UnsafeMutableBufferPointer<Int32>, quotas: UnsafeMutableBufferPointer<Int32>
+        count: Int32, slots: UnsafeBufferPointer<Int32>, ranks: UnsafeBufferPointer<Int32>,
+        load: UnsafeMutableBufferPointer<Int64>, order: UnsafeMutableBufferPointer<Int32>,
+        quotas: UnsafeMutableBufferPointer<Int32>
     ) -> Bool {
         let k = slots.count
-        // Insertion sort of the (few) replicas by rank load, then slot.
+        // Insertion sort of the (few) replicas by rank load, then slot (slots ascend within the run).
         for i in 0..<k {
-            let s = slots[i]
-            let ls = load[Int(s) / p]
+            let li = load[Int(ranks[i])]
             var j = i
             while j > 0 {
-                let t = order[j &- 1]
-                let lt = load[Int(t) / p]
-                if lt < ls || (lt == ls && t < s) { break }
-                order[j] = t
+                let t = Int(order[j &- 1])
+                if load[Int(ranks[t])] <= li { break }
+                order[j] = Int32(t)
                 j &-= 1
             }
-            order[j] = s
+            order[j] = Int32(i)
         }
         let c = Int64(count)
         var m = 1
-        var sum = load[Int(order[0]) / p]
+        var sum = load[Int(ranks[Int(order[0])])]
         while m < k {
-            let next = load[Int(order[m]) / p]
+            let next = load[Int(ranks[Int(order[m])])]
             // Include the next rank while it sits below the level (c + sum) / m.
             if next &* Int64(m) >= c &+ sum { break }
             sum &+= next
@@ -170,8 +180,9 @@ extension ReplicaSplit {
         let rem = Int(total &- base &* Int64(m))
         var changed = false
         for i in 0..<k {
-            let s = Int(order[i])
-            let r = s / p
+            let t = Int(order[i])
+            let s = Int(slots[t])
+            let r = Int(ranks[t])
             let q: Int64 = i < m ? base &- load[r] &+ (i < rem ? 1 : 0) : 0
             let q32 = Int32(truncatingIfNeeded: q)
             if quotas[s] != q32 { changed = true; quotas[s] = q32 }
