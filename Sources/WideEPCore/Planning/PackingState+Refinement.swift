@@ -86,9 +86,13 @@ extension PackingState {
             let half = gap / 2
             var bestErr = half - eps  // the exchange must shrink the node gap
             var bi = -1, bj = -1
-            for ra in (a &* ranksPerNode)..<((a &+ 1) &* ranksPerNode) {
+            // An exchange leaving a node gap of 2·err ≤ tolerance finishes the job: take it without looking further.
+            let goodEnough = tolerance * 0.5
+            search: for ra in (a &* ranksPerNode)..<((a &+ 1) &* ranksPerNode) {
                 for rb in (b &* ranksPerNode)..<((b &+ 1) &* ranksPerNode) {
+                    if bestErr <= goodEnough { break search }
                     let room = cap - rankLoad[rb]
+                    if room <= eps { continue }
                     for i in (ra &* p)..<((ra &+ 1) &* p) {
                         let wi = slotWeight[i]
                         let ei = slotExpert[i]
