@@ -22,7 +22,7 @@ struct BenchCPUCommand: ParsableCommand {
     @Option(help: "Timed forwards per EP size.")
     var repeats: Int = 10
 
-    @Option(help: "Compute threads in total (default: all cores).")
+    @Option(help: "Compute threads in total (0 = all cores).")
     var threads: Int = 0
 
     @Option(help: "Seed of weights and inputs.")

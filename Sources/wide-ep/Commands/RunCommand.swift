@@ -86,7 +86,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Backend: cpu (or another registered device).")
     var device: String = "cpu"
 
-    @Option(help: "Compute threads in total (default: all cores).")
+    @Option(help: "Compute threads in total (0 = all cores).")
     var threads: Int = 0
 
     @Flag(help: "Print JSON instead of a table.")
