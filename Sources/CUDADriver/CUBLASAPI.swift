@@ -54,7 +54,9 @@ public struct CUBLASAPI: @unchecked Sendable {
 
 /// cuBLAS and CUDA data-type constants (from `cublas_api.h` / `library_types.h`).
 public enum CUBLASConst {
+    /// `CUBLAS_OP_N`: use the matrix as stored.
     public static let opN: Int32 = 0
+    /// `CUBLAS_OP_T`: use its transpose.
     public static let opT: Int32 = 1
     /// `CUDA_R_32F`.
     public static let r32F: Int32 = 0

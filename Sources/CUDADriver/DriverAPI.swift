@@ -117,14 +117,23 @@ public struct DriverAPI: @unchecked Sendable {
 
 /// Driver attribute and flag constants (values from `cuda.h`, which is not needed at build time).
 public enum CUAttribute {
+    /// `CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT`.
     public static let multiprocessorCount: Int32 = 16
+    /// `CU_DEVICE_ATTRIBUTE_CLOCK_RATE` (kHz).
     public static let clockRateKHz: Int32 = 13
+    /// `CU_DEVICE_ATTRIBUTE_PCI_BUS_ID`.
     public static let pciBusID: Int32 = 33
+    /// `CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE` (kHz).
     public static let memoryClockRateKHz: Int32 = 36
+    /// `CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH` (bits).
     public static let globalMemoryBusWidth: Int32 = 37
+    /// `CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE` (bytes).
     public static let l2CacheSize: Int32 = 38
+    /// `CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR`.
     public static let computeCapabilityMajor: Int32 = 75
+    /// `CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR`.
     public static let computeCapabilityMinor: Int32 = 76
+    /// `CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN` (bytes).
     public static let maxSharedMemoryPerBlockOptin: Int32 = 97
     /// `CU_DEVICE_P2P_ATTRIBUTE_PERFORMANCE_RANK`.
     public static let p2pPerformanceRank: Int32 = 1

@@ -4,13 +4,21 @@ import CUDADriver
 public struct DoctorReport: Codable, Sendable {
     /// One visible GPU.
     public struct Device: Codable, Sendable {
+        /// Device ordinal.
         public let index: Int
+        /// Marketing name, e.g. "NVIDIA H200".
         public let name: String
+        /// "9.0" for Hopper.
         public let computeCapability: String
+        /// Streaming multiprocessors.
         public let multiprocessors: Int
+        /// Device memory, GiB.
         public let totalMemoryGiB: Double
+        /// Free device memory when probed, GiB.
         public let freeMemoryGiB: Double
+        /// L2 cache, MiB.
         public let l2CacheMiB: Double
+        /// PCI bus id, e.g. "0000:00:06.0".
         public let pciBusID: String
     }
     /// True when the driver loaded and sees at least one GPU.
