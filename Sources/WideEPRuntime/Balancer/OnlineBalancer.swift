@@ -24,11 +24,16 @@ public struct BalancerOptions: Sendable, Equatable {
     public var layerUpdatesPerStep: Int
     /// Slots, topology and policy to plan with.
     public var request: PlannerRequest
+    /// Steps between starting a plan (after step s) and adopting it (after step s + adoptionLag), ≥ 1. Fixed, so the
+    /// run is deterministic and every rank of a multi-process job adopts the plan at the same step; if the plan is
+    /// not ready by then the step loop waits for it (planning takes milliseconds).
+    public var adoptionLag: Int
 
     public init(
         mode: BalancerMode = .online, rebalanceInterval: Int = 10, imbalanceThreshold: Double = .infinity,
-        layerUpdatesPerStep: Int = 1, request: PlannerRequest
+        layerUpdatesPerStep: Int = 1, request: PlannerRequest, adoptionLag: Int = 1
     ) {
+        self.adoptionLag = max(1, adoptionLag)
         self.mode = mode
         self.rebalanceInterval = rebalanceInterval
         self.imbalanceThreshold = imbalanceThreshold
@@ -57,6 +62,8 @@ public final class OnlineBalancer: @unchecked Sendable {
     private let lock = NSLock()
     private var running = false
     private var ready: Result<[Placement], Error>?
+    /// Step after which the plan not yet taken was started; no new plan starts while one is pending.
+    public private(set) var pendingSince: Int?
     private var lastPlanStep = 0
     private var staticDone: Bool
 
@@ -92,7 +99,9 @@ public final class OnlineBalancer: @unchecked Sendable {
             due = since >= options.rebalanceInterval
                 || (imbalance > options.imbalanceThreshold && since >= max(1, options.rebalanceInterval / 4))
         }
-        guard due else { return }
+        // A plan started but not yet taken blocks the next one: whether it is still running depends on timing,
+        // whether it is pending does not, so every rank (and every rerun) decides the same.
+        guard due, pendingSince == nil else { return }
         lock.lock()
         if running {
             lock.unlock()
@@ -100,6 +109,7 @@ public final class OnlineBalancer: @unchecked Sendable {
         }
         running = true
         lock.unlock()
+        pendingSince = step
         lastPlanStep = steps
         plansStarted += 1
         let loads = statistics.windowLoads, plan = planner
@@ -118,7 +128,16 @@ public final class OnlineBalancer: @unchecked Sendable {
         defer { lock.unlock() }
         guard let r = ready else { return nil }
         ready = nil
+        pendingSince = nil
         return try r.get()
+    }
+
+    /// The pending plan if it was started at least `options.adoptionLag` steps before `step` (waiting for it to
+    /// finish if needed), else nil. Depends only on the steps observed, never on how long planning took.
+    public func adoptPlan(step: Int) throws -> [Placement]? {
+        guard let s = pendingSince, step >= s + options.adoptionLag else { return nil }
+        waitForIdle()
+        return try takePlan()
     }
 
     /// Blocks until no plan is running (end of a run, tests).

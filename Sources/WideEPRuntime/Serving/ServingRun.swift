@@ -57,7 +57,8 @@ public enum ServingRun {
     ///   - progress: called on the calling thread about every `progressInterval` seconds.
     public static func run<B: MoEBackend>(
         backend: B, store: [MoELayerWeights], initial: [Placement], workload: RoutingWorkload, options: RunOptions,
-        staticPlacementGiven: Bool = false, progressInterval: Double = 2, progress: (RunProgress) -> Void = { _ in }
+        staticPlacementGiven: Bool = false, progressInterval: Double = 2, progress: (RunProgress) -> Void = { _ in },
+        beforeStep: (Int) throws -> Void = { _ in }
     ) throws -> (report: RunReport, counts: [[[Double]]]) {
         guard options.steps >= 1 else { throw RunError.invalidOption(name: "steps", value: "\(options.steps)", expected: ">= 1") }
         guard options.tokensPerStep >= 1 else {
@@ -77,14 +78,25 @@ public enum ServingRun {
         var phases = PhaseTimes()
         var rng = SeededGenerator(seed: options.seed &+ 0x1234)
         let ranks = backend.localRanks, r = backend.numRanks
+        // Some ranks live in other processes: per-process results are combined with collectives.
+        let distributed = ranks.count < r
+        var copySeconds = 0.0
         let start = monotonicSeconds()
         var lastProgress = start
         var tokensDone = 0
         for step in 0..<options.steps {
+            try beforeStep(step)
             let offsets = workload.logitOffsets(workload.nextCounts())
-            let hidden: [[Float]] = ranks.map { rank in
-                let t = options.tokensPerStep / r + (rank < options.tokensPerStep % r ? 1 : 0)
-                return (0..<(t * h)).map { _ in rng.symmetric(1.7320508) }
+            // Every rank's rows come from one stream in rank order; a process keeps only its own ranks' rows, so
+            // rank r sees the same tokens whether the ranks are threads of one process or separate processes.
+            var hidden: [[Float]] = []
+            for rank in 0..<r {
+                let n = (options.tokensPerStep / r + (rank < options.tokensPerStep % r ? 1 : 0)) * h
+                if ranks.contains(rank) {
+                    hidden.append((0..<n).map { _ in rng.symmetric(1.7320508) })
+                } else {
+                    for _ in 0..<n { _ = rng.symmetric(1.7320508) }
+                }
             }
             let verify = options.verifyEvery > 0 && step % options.verifyEvery == 0
             let staged = migrator.stage()
@@ -103,18 +115,23 @@ public enum ServingRun {
             }
             counts.append(stepCounts)
             if verify, let cap = result.captured {
+                var errs: [Double] = []
                 for l in 0..<nl {
                     let input = cap[l].flatMap(\.input), output = cap[l].flatMap(\.output)
                     let ref = DenseMoEReference.forward(
                         weights: store[l], hidden: input, tokens: input.count / h, logitOffset: offsets[l])
-                    let err = MoEMath.relativeError(output, ref)
+                    errs.append(MoEMath.relativeError(output, ref))
+                }
+                // Each process checks its own ranks' tokens; the worst error per layer decides on every rank.
+                if distributed { errs = try CrossRank.max(backend, errs) }
+                for err in errs {
                     verifications += 1
                     maxErr = max(maxErr, err)
                     if !(err <= options.verifyTolerance) { mismatches += 1 }
                 }
             }
             balancer.observe(step: step, counts: stepCounts, imbalance: meanRatio, current: migrator.targets)
-            if let plan = try balancer.takePlan() {
+            if let plan = try balancer.adoptPlan(step: step) {
                 if plan != migrator.targets {
                     rebalances += 1
                     try migrator.setTargets(plan)
@@ -128,14 +145,29 @@ public enum ServingRun {
                                      imbalanceMean: summary.mean, rebalances: rebalances))
             }
         }
-        let seconds = monotonicSeconds() - start
+        var seconds = monotonicSeconds() - start
         balancer.waitForIdle()
+        copySeconds = migrator.copySeconds
+        if distributed {
+            // Totals over processes: the slowest rank sets wall time and phase times; stale slots add up.
+            let worst = try CrossRank.max(backend, [seconds, stall, copySeconds, phases.route,
+                                                    phases.dispatch, phases.ffn, phases.combine])
+            seconds = worst[0]
+            stall = worst[1]
+            copySeconds = worst[2]
+            phases = PhaseTimes()
+            phases.route = worst[3]
+            phases.dispatch = worst[4]
+            phases.ffn = worst[5]
+            phases.combine = worst[6]
+            stale = Int(try CrossRank.sum(backend, [Double(stale)])[0])
+        }
         let report = RunReport(
             balancer: options.balancer.mode, device: backend.deviceName, ranks: r, numSlots: initial[0].numSlots,
             steps: options.steps, tokens: tokensDone, seconds: seconds, tokensPerSecond: Double(tokensDone) / seconds,
             imbalanceMean: summary.mean, imbalanceP99: summary.p99, balancedness: summary.balancedness,
             rebalances: rebalances, slotsMoved: migrator.slotsMoved, bytesCopied: migrator.bytesCopied,
-            migrationSeconds: migrator.copySeconds, migrationStallSeconds: stall, verifications: verifications,
+            migrationSeconds: copySeconds, migrationStallSeconds: stall, verifications: verifications,
             verificationMismatches: mismatches, maxRelativeError: maxErr, staleSlotObservations: stale,
             phases: phases)
         return (report, counts)

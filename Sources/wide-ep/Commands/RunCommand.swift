@@ -116,26 +116,56 @@ struct RunCommand: ParsableCommand {
         CUDABackend.register()
     }
 
+    @Option(help: .hidden) var failRank: Int?
+    @Option(help: .hidden) var failAtStep = 1
+
     func run() throws {
         Self.registerBackends()
+        let job = try RunJob.join(epSize: epSize)
+        do {
+            try serve(job)
+        } catch let exit as ExitCode {
+            job.finish()
+            throw exit
+        } catch {
+            job.fail(error)
+            throw error
+        }
+        job.finish()
+    }
+
+    /// Runs every requested balancer mode; only the job's first rank prints and writes files.
+    func serve(_ job: RunJob) throws {
         let setup = try RunSetup.make(self)
         let modes: [BalancerMode] = compare ? [.off, .static, .online] : [balancer]
         var reports: [RunReport] = []
         var counts: [[[Double]]] = []
+        var shared: (any MoEBackend)?
         for mode in modes {
-            let backend = try BackendRegistry.make(device, options: BackendOptions(numRanks: epSize, workerThreads: threads))
+            // One process per rank: the backend joins its group once and serves every mode.
+            let backend = try shared ?? BackendRegistry.make(
+                device, options: BackendOptions(numRanks: epSize, workerThreads: threads))
+            if job.isDistributed { shared = backend }
             let options = setup.options(mode: mode)
             let label = mode.rawValue
             let result = try ServingRun.run(
                 backend: backend, store: setup.store, initial: setup.initial, workload: setup.workload,
-                options: options, staticPlacementGiven: placement != nil, progressInterval: 3
-            ) { p in
-                CLIOutput.progress(String(
-                    format: "[%@] step %d/%d  %.0f tok/s  imbalance %.3f  rebalances %d", label, p.step, p.steps,
-                    p.tokensPerSecond, p.imbalanceMean, p.rebalances))
-            }
+                options: options, staticPlacementGiven: placement != nil, progressInterval: 3,
+                progress: { p in
+                    guard job.isLeader else { return }
+                    CLIOutput.progress(String(
+                        format: "[%@] step %d/%d  %.0f tok/s  imbalance %.3f  rebalances %d", label, p.step, p.steps,
+                        p.tokensPerSecond, p.imbalanceMean, p.rebalances))
+                },
+                beforeStep: { step in job.injectFault(rank: failRank, step: failAtStep, now: step) })
             reports.append(result.report)
             counts = result.counts
+        }
+        guard job.isLeader else {
+            if reports.contains(where: { $0.verificationMismatches > 0 || $0.staleSlotObservations > 0 }) {
+                throw ExitCode(1)
+            }
+            return
         }
         if let path = dumpStats {
             let meta = StatsMetadata(
