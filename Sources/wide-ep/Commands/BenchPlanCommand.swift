@@ -91,7 +91,7 @@ struct BenchPlanCommand: ParsableCommand {
         for i in rows.indices { rows[i].ratioToBalanced = rows[i].medianMs / (balancedMedian * 1e3) }
         let (evenUs, balancedUs) = try splitTimes(loads: loads, plan: results[.balanced]!)
         // Migration-aware re-planning from the balanced plan after a drift of the loads.
-        var rng = SplitMix(seed: seed &+ 7)
+        var rng = BenchDriftRandom(seed: seed &+ 7)
         let drifted = loads.map { $0.map { $0 * (0.7 + 0.6 * rng.uniform()) } }
         let req = PlannerRequest(numSlots: slots, topology: topo, numExpertGroups: groups)
         let current = results[.balanced]!
@@ -218,7 +218,7 @@ struct BenchPlanCommand: ParsableCommand {
 }
 
 /// A tiny deterministic generator for the benchmark's drifted loads (SplitMix64).
-struct SplitMix {
+private struct BenchDriftRandom {
     private var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
