@@ -23,6 +23,7 @@ public struct MigrationPlan: Sendable, Codable, Equatable {
         /// Where the weights come from.
         public var source: Source
 
+        /// A copy of `newExpert`'s weights into `slot` of `layer`, read from `source`.
         public init(layer: Int, slot: Int, newExpert: Int, source: Source) {
             self.layer = layer
             self.slot = slot

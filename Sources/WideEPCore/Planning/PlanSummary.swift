@@ -32,6 +32,7 @@ public struct PlanSummary: Sendable, Codable, Equatable {
     /// Slot rewrites over all layers.
     public var totalMoves: Int { layers.reduce(0) { $0 + $1.moves } }
 
+    /// A summary from per-layer rows.
     public init(layers: [Layer]) { self.layers = layers }
 
     /// Summarizes a plan.

@@ -27,6 +27,7 @@ public struct PlannerRequest: Sendable, Equatable {
     /// what planning from scratch reaches (absolute, in (max − mean)/mean units; e.g. 0.01).
     public var migrationTolerance: Double
 
+    /// A request; validate it with `validate(numExperts:)` (the planner does).
     public init(
         numSlots: Int, topology: Topology, policy: PlannerPolicy = .balanced, numExpertGroups: Int = 1,
         allowSameRankReplicas: Bool = false, migrationTolerance: Double = 0.01

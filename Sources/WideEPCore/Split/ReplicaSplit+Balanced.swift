@@ -17,6 +17,7 @@ extension ReplicaSplit {
         /// Water-filling order, [R].
         var order: [Int32] = []
 
+        /// Empty buffers; the first call sizes them.
         public init() {}
 
         mutating func reserve(numRanks: Int, numSlots: Int, numExperts: Int) {

@@ -19,6 +19,7 @@ public struct TrafficOptions: Sendable, Equatable, Codable {
     /// where each profile is a mix.
     public var numMixes: Int
 
+    /// Options with DeepSeek-R1-like defaults: skew 0.8, drift 0.02, no shifts, two mixes.
     public init(
         steps: Int = 100, tokensPerStep: Int = 8192, seed: UInt64 = 0, skew: Double = 0.8, drift: Double = 0.02,
         shiftEvery: Int = 0, numMixes: Int = 2
@@ -48,7 +49,9 @@ public struct TrafficOptions: Sendable, Equatable, Codable {
 
 /// Why a traffic generator cannot be built.
 public enum TrafficError: Error, CustomStringConvertible, Equatable {
+    /// An option is out of range: its name, value and what is valid.
     case invalidOption(field: String, value: String, expected: String)
+    /// A real profile has a bad shape or value.
     case invalidProfile(String)
 
     public var description: String {

@@ -9,6 +9,7 @@ public struct TrafficTrace: Sendable, Equatable {
     /// Tokens routed to each expert, [steps × layers × experts] row-major (whole numbers).
     public var counts: [Double]
 
+    /// A trace over flat counts, [steps × layers × experts].
     public init(steps: Int, layers: Int, experts: Int, counts: [Double]) {
         precondition(counts.count == steps * layers * experts, "counts must be [steps × layers × experts]")
         self.steps = steps
