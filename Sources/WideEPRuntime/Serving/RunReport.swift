@@ -8,6 +8,8 @@ public struct RunReport: Sendable, Codable {
     public var device: String
     /// EP size.
     public var ranks: Int
+    /// Processes the ranks ran in: 1 when they were threads of one process, `ranks` with one process per rank.
+    public var processes: Int
     /// Total slots per layer.
     public var numSlots: Int
     /// Steps run.

@@ -163,7 +163,7 @@ public enum ServingRun {
             stale = Int(try CrossRank.sum(backend, [Double(stale)])[0])
         }
         let report = RunReport(
-            balancer: options.balancer.mode, device: backend.deviceName, ranks: r, numSlots: initial[0].numSlots,
+            balancer: options.balancer.mode, device: backend.deviceName, ranks: r, processes: r / ranks.count, numSlots: initial[0].numSlots,
             steps: options.steps, tokens: tokensDone, seconds: seconds, tokensPerSecond: Double(tokensDone) / seconds,
             imbalanceMean: summary.mean, imbalanceP99: summary.p99, balancedness: summary.balancedness,
             rebalances: rebalances, slotsMoved: migrator.slotsMoved, bytesCopied: migrator.bytesCopied,

@@ -106,7 +106,8 @@ enum RunSummary {
                 .map { String(format: "%.0f%%", 100 * $0 / t) }.joined(separator: "/")
         }
         let header = "\(config.name): \(config.numMoELayers) MoE layers, E=\(config.numExperts), top-\(config.topK), "
-            + "H=\(config.hiddenSize), I=\(config.moeIntermediateSize) | \(first.device) EP\(first.ranks), "
+            + "H=\(config.hiddenSize), I=\(config.moeIntermediateSize) | \(first.device) EP\(first.ranks)"
+            + (first.processes > 1 ? " (\(first.processes) processes), " : ", ")
             + "\(first.numSlots) slots | \(first.steps) steps × \(tokensPerStep) tokens"
         return header + "\n" + CLIOutput.table(rows)
     }

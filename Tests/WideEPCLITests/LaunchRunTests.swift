@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+import WideEPTestSupport
+
+/// `wide-ep launch -- run`: one process per rank (CPU ranks talking through the TCP store), compared with the
+/// single-process run, plus failure handling. Tiny model so each job takes a second or two.
+@Suite struct LaunchRunTests {
+    static let tiny = [
+        "--set", "numExperts=8", "--set", "numGroups=2", "--set", "topKGroup=1", "--set", "topK=2",
+        "--set", "hiddenSize=32", "--set", "moeIntermediateSize=16", "--set", "numMoELayers=2",
+        "--ep-size", "2", "--steps", "12", "--tokens-per-step", "64", "--rebalance-interval", "3", "--threads", "2",
+    ]
+
+    @Test func twoProcessRunMatchesTheSingleProcessRun() throws {
+        let dir = TemporaryDirectory()
+        let flags = Self.tiny + ["--verify-every", "3", "--seed", "7", "--json"]
+        let single = try CLI.json(["run"] + flags, in: dir.path)
+        let multi = try CLI.json(["launch", "--nproc-per-node", "2", "--", "run"] + flags, in: dir.path)
+        #expect(single["processes"] as? Int == 1)
+        #expect(multi["processes"] as? Int == 2)
+        #expect(multi["verificationMismatches"] as? Int == 0)
+        #expect(multi["verifications"] as? Int == 8)
+        #expect(multi["staleSlotObservations"] as? Int == 0)
+        #expect(multi["tokens"] as? Int == 12 * 64)
+        // Same traffic and tokens → same routing → same plans at the same steps → same metrics.
+        #expect((multi["rebalances"] as? Int ?? 0) >= 1)
+        #expect(multi["rebalances"] as? Int == single["rebalances"] as? Int)
+        #expect(multi["slotsMoved"] as? Int == single["slotsMoved"] as? Int)
+        for key in ["imbalanceMean", "imbalanceP99", "balancedness"] {
+            let a = try #require(single.double(key)), b = try #require(multi.double(key))
+            #expect(abs(a - b) <= 1e-9, "\(key): single \(a), two processes \(b)")
+        }
+    }
+
+    @Test func onlyRankZeroPrintsTheSummary() throws {
+        let dir = TemporaryDirectory()
+        let out = try CLI.ok(["launch", "--nproc-per-node", "2", "--", "run"] + Self.tiny + ["--steps", "3"],
+                             in: dir.path)
+        #expect(out.components(separatedBy: "imbalance mean").count == 2, "one summary table expected:\n\(out)")
+        #expect(out.contains("EP2 (2 processes)"))
+    }
+
+    @Test func killedRankEndsTheJobWithAClearMessage() throws {
+        let dir = TemporaryDirectory()
+        let start = Date()
+        let r = try CLI.run(
+            ["launch", "--nproc-per-node", "2", "--", "run"] + Self.tiny + ["--fail-rank", "1", "--fail-at-step", "4"],
+            in: dir.path)
+        // A hang guard, not a timing: a dead peer must end the job instead of leaving rank 0 waiting.
+        #expect(Date().timeIntervalSince(start) < 60)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("rank 1 was killed by signal 9"), "stderr: \(r.stderr)")
+        // (Whether rank 0's own "stopping" line appears first is a race with launch stopping it, so it is not checked.)
+        #expect(!r.stdout.contains("imbalance mean"))
+    }
+
+    @Test func epSizeMustMatchTheLaunchedRanks() throws {
+        let dir = TemporaryDirectory()
+        let r = try CLI.run(["launch", "--nproc-per-node", "2", "--", "run"] + Self.tiny + ["--ep-size", "3"],
+                            in: dir.path)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("--ep-size 3 does not match the 2 launched ranks"), "stderr: \(r.stderr)")
+    }
+
+    @Test func rendezvousCheckFailsWhenARankDies() throws {
+        let dir = TemporaryDirectory()
+        let start = Date()
+        let r = try CLI.run(
+            ["launch", "--nproc-per-node", "3", "--", "rendezvous-check", "--fail-rank", "1", "--fail-after", "1"],
+            in: dir.path)
+        #expect(Date().timeIntervalSince(start) < 60)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("rank 1 was killed by signal 9"), "stderr: \(r.stderr)")
+        let ok = try CLI.run(["launch", "--nproc-per-node", "3", "--", "rendezvous-check"], in: dir.path)
+        #expect(ok.status == 0, "stderr: \(ok.stderr)")
+        #expect(ok.stdout.contains("3 barrier rounds passed on 3 ranks"))
+    }
+}
