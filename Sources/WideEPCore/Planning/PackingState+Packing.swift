@@ -22,7 +22,7 @@ extension PackingState {
                     continue
                 }
                 let r = Int(open[k])
-                put(expert: x, weight: w, slot: r &* slotsPerRank &+ rankFill[r])
+                put(expert: x, weight: w, slot: r &* slotsPerRank &+ rankFill[r], rank: r)
                 rankFill[r] &+= 1
                 if rankFill[r] == slotsPerRank {
                     if k &+ 1 < n { shiftLeft(open, from: k, count: n &- k &- 1) }

@@ -30,7 +30,7 @@ extension PackingState {
             let eps = 1e-12 * lh
             var maxNode = -Double.infinity
             if nodeAware { for n in 0..<numNodes where nodeLoad[n] > maxNode { maxNode = nodeLoad[n] } }
-            let nh = h / ranksPerNode
+            let nh = Int(rankNode[h])
             var bestPeak = lh - eps
             var bi = -1, bj = -1
             let hb = h &* p
@@ -45,7 +45,7 @@ extension PackingState {
                 let gap = lh - lr
                 // Largest shift this pair may take without raising the heaviest node.
                 var limit = gap
-                let nr = r / ranksPerNode
+                let nr = Int(rankNode[r])
                 if nodeAware && nr != nh { limit = min(limit, maxNode - nodeLoad[nr]) }
                 let rb = r &* p
                 for i in hb..<(hb &+ p) {

@@ -32,6 +32,8 @@ final class PackingState {
     let order: UnsafeMutableBufferPointer<Int32>
     /// Scratch: ranks by load, [R].
     let rankOrder: UnsafeMutableBufferPointer<Int32>
+    /// Node of each rank, [R] (a table, so hot loops do not divide).
+    let rankNode: UnsafeMutableBufferPointer<Int32>
 
     init(numExperts: Int, request: PlannerRequest) {
         self.numExperts = numExperts
@@ -51,11 +53,14 @@ final class PackingState {
         load = .allocate(capacity: numExperts)
         order = .allocate(capacity: numExperts)
         rankOrder = .allocate(capacity: numRanks)
+        rankNode = .allocate(capacity: numRanks)
+        for r in 0..<numRanks { rankNode[r] = Int32(r / ranksPerNode) }
     }
 
     deinit {
         slotExpert.deallocate(); slotWeight.deallocate(); rankLoad.deallocate(); rankFill.deallocate()
         nodeLoad.deallocate(); count.deallocate(); load.deallocate(); order.deallocate(); rankOrder.deallocate()
+        rankNode.deallocate()
     }
 
     /// Copies a layer's loads in and clears every slot.
@@ -109,11 +114,16 @@ final class PackingState {
     /// Puts `expert` with weight `weight` into the free slot `slot`.
     @inline(__always)
     func put(expert: Int32, weight: Double, slot: Int) {
-        let r = slot / slotsPerRank
+        put(expert: expert, weight: weight, slot: slot, rank: slot / slotsPerRank)
+    }
+
+    /// `put(expert:weight:slot:)` for a caller that knows the slot's rank.
+    @inline(__always)
+    func put(expert: Int32, weight: Double, slot: Int, rank r: Int) {
         slotExpert[slot] = expert
         slotWeight[slot] = weight
         rankLoad[r] += weight
-        nodeLoad[r / ranksPerNode] += weight
+        nodeLoad[Int(rankNode[r])] += weight
     }
 
     /// Exchanges the contents of slots `a` and `b` and updates the loads.
@@ -122,7 +132,7 @@ final class PackingState {
         let ra = a / slotsPerRank, rb = b / slotsPerRank
         let d = slotWeight[a] - slotWeight[b]
         rankLoad[ra] -= d; rankLoad[rb] += d
-        nodeLoad[ra / ranksPerNode] -= d; nodeLoad[rb / ranksPerNode] += d
+        nodeLoad[Int(rankNode[ra])] -= d; nodeLoad[Int(rankNode[rb])] += d
         let e = slotExpert[a]; slotExpert[a] = slotExpert[b]; slotExpert[b] = e
         let w = slotWeight[a]; slotWeight[a] = slotWeight[b]; slotWeight[b] = w
     }
