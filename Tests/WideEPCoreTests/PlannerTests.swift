@@ -19,6 +19,13 @@ import WideEPTestSupport
                 for p in plan ?? [] {
                     #expect(PlanningFixtures.invariantsHold(p, experts: s.experts, slots: s.slots, ranks: s.ranks))
                 }
+                // Re-planning from the previous layers' placements (migration-aware for balanced).
+                guard let current = plan else { continue }
+                let replanned = try? Planner.plan(loads: loads.reversed(), request: req, current: current)
+                #expect(replanned != nil, "\(policy) re-planning failed on \(s)")
+                for p in replanned ?? [] {
+                    #expect(PlanningFixtures.invariantsHold(p, experts: s.experts, slots: s.slots, ranks: s.ranks))
+                }
             }
         }
     }
