@@ -55,6 +55,12 @@ public enum ServingRun {
     ///   - initial: the starting placements [L].
     ///   - staticPlacementGiven: with `static`, `initial` came from a placement file and is kept as is.
     ///   - progress: called on the calling thread about every `progressInterval` seconds.
+    ///   - beforeStep: called with the step index before each step (fault injection in tests).
+    ///
+    /// When the backend drives only some ranks (one process per rank), every process must call this with the same
+    /// arguments: each computes its own ranks' tokens, all make identical balancing decisions (they depend only on
+    /// the all-gathered counts and on step numbers), verification errors are maxed over processes, and wall time,
+    /// phase times and stalls are the slowest process's (phases: each process's totals, then the max per phase).
     public static func run<B: MoEBackend>(
         backend: B, store: [MoELayerWeights], initial: [Placement], workload: RoutingWorkload, options: RunOptions,
         staticPlacementGiven: Bool = false, progressInterval: Double = 2, progress: (RunProgress) -> Void = { _ in },

@@ -18,6 +18,12 @@ struct RunCommand: ParsableCommand {
             skewed drifting traffic and online EPLB. Routing follows the traffic's expert popularity through a \
             per-step router-logit offset; realized imbalance is (max − mean)/mean of the tokens each rank computed, \
             per layer and step.
+
+            One process per rank: `wide-ep launch --nproc-per-node N -- run --ep-size N …` (or torchrun/srun/mpirun). \
+            With --device cuda each process drives one GPU (NVLink within a node, else NCCL); with --device cpu the \
+            ranks exchange data through the launcher's TCP store (slow; a correctness check without a GPU). Every rank \
+            makes the same balancing decisions at the same steps, so the metrics equal the single-process run's; only \
+            rank 0 prints.
             """)
 
     @OptionGroup var model: ModelOptions
@@ -116,7 +122,9 @@ struct RunCommand: ParsableCommand {
         CUDABackend.register()
     }
 
+    /// Fault injection for tests: this rank kills itself (SIGKILL) before step `failAtStep`.
     @Option(help: .hidden) var failRank: Int?
+    /// Fault injection: the step before which `failRank` dies.
     @Option(help: .hidden) var failAtStep = 1
 
     func run() throws {
