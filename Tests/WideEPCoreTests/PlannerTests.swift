@@ -74,6 +74,26 @@ import WideEPTestSupport
         #expect(worst < 0.01, "predicted imbalance \(worst) should be near 0 with 32 spare slots")
     }
 
+    @Test func balancedLeavesNoRankWithoutAReplicatedSlot() throws {
+        // A rank holding only single-replica experts cannot shed tokens through the balanced split.
+        var rng = SplitMix64(seed: 12)
+        let topo = try Topology(numRanks: 32, numNodes: 4)
+        func rigidRanks(_ p: Placement) -> Int {
+            (0..<32).filter { r in p.slots(ofRank: r).allSatisfy { p.replicaCount[Int($0)] == 1 } }.count
+        }
+        var greedyRigid = 0, balancedRigid = 0
+        for _ in 0..<4 {
+            let loads = PlanningFixtures.loads(256, &rng, sigma: 0.8)
+            let g = try Planner.planLayer(loads: loads, request: PlannerRequest(numSlots: 288, topology: topo, policy: .greedy))
+            let b = try Planner.planLayer(loads: loads, request: PlannerRequest(numSlots: 288, topology: topo))
+            greedyRigid += rigidRanks(g)
+            balancedRigid += rigidRanks(b)
+            #expect(PlanningFixtures.peak(b, loads) <= PlanningFixtures.peak(g, loads) * (1 + 1e-9))
+        }
+        #expect(balancedRigid == 0, "balanced left \(balancedRigid) rigid ranks (greedy \(greedyRigid))")
+        #expect(greedyRigid > 0)
+    }
+
     @Test func greedyRepairsWhenOnlyRanksHoldingTheExpertHaveRoom() throws {
         // 2 ranks × 3 slots, 4 experts: expert 0 is hot and needs 2 replicas, expert 1 too; LPT fills one rank
         // with the light experts first in some orders. Every slot count must still come out valid.

@@ -7,6 +7,7 @@
 /// 3. Exchange slots between the heaviest rank and the others, choosing the exchange with the largest drop of the
 ///    peak per rewritten slot, until the predicted imbalance is within `request.migrationTolerance` of the
 ///    from-scratch plan or nothing improves.
+/// 4. Give ranks without a replicated-expert slot one, as the balanced planner does (within the same target).
 enum MigrationAwarePlanner {
     static func replan(
         loads: [Double], request: PlannerRequest, current: Placement, layer: Int?, state: PackingState
@@ -23,6 +24,7 @@ enum MigrationAwarePlanner {
 
         try recount(wanted: wanted, current: current, state: state, layer: layer)
         improve(current: current, target: target, state: state)
+        if state.maxRankLoad <= target { state.spreadFlexibility(cap: target) }
         let out = try state.makePlacement(layer: layer)
         // Never worse than planning from scratch: if the search could not get close, take the fresh plan aligned.
         if state.maxRankLoad > target {

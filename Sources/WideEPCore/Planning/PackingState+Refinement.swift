@@ -113,3 +113,37 @@ extension PackingState {
         }
     }
 }
+
+extension PackingState {
+    /// Gives every rank a replica of a replicated expert where it can, without raising the max rank load above
+    /// `cap`: a rank whose slots are all single-replica experts cannot shed tokens through the balanced split, so
+    /// it trades one slot with a rank holding two or more replicated slots, choosing the closest weights.
+    func spreadFlexibility(cap: Double) {
+        let p = slotsPerRank
+        var flex = [Int](repeating: 0, count: numRanks)
+        for s in 0..<numSlots where count[Int(slotExpert[s])] > 1 { flex[s / p] += 1 }
+        for a in 0..<numRanks where flex[a] == 0 {
+            var best = Double.infinity
+            var bi = -1, bj = -1
+            for b in 0..<numRanks where flex[b] >= 2 {
+                for j in (b * p)..<((b + 1) * p) where count[Int(slotExpert[j])] > 1 {
+                    let wj = slotWeight[j], ej = slotExpert[j]
+                    for i in (a * p)..<((a + 1) * p) {
+                        let d = wj - slotWeight[i]
+                        if rankLoad[a] + d > cap || rankLoad[b] - d > cap { continue }
+                        let cost = abs(d)
+                        if cost >= best { continue }
+                        let ei = slotExpert[i]
+                        if blocks(rank: a, expert: ej) || blocks(rank: b, expert: ei) { continue }
+                        best = cost; bi = i; bj = j
+                    }
+                }
+            }
+            if bi >= 0 {
+                swapSlots(bi, bj)
+                flex[a] += 1
+                flex[bj / p] -= 1
+            }
+        }
+    }
+}
