@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WideEPTestSupport
+import WideEPWorkload
 
 /// `wide-ep launch -- run`: one process per rank (CPU ranks talking through the TCP store), compared with the
 /// single-process run, plus failure handling. Tiny model so each job takes a second or two.
@@ -60,6 +61,21 @@ import WideEPTestSupport
                             in: dir.path)
         #expect(r.status == 2)
         #expect(r.stderr.contains("--ep-size 3 does not match the 2 launched ranks"), "stderr: \(r.stderr)")
+    }
+
+    @Test func twoProcessLayerWritesTheSingleProcessOutput() throws {
+        let dir = TemporaryDirectory()
+        let ckpt = LayerCommandTests.fixture("deepseek-v3")
+        let flags = ["layer", "--checkpoint", ckpt, "--layer", "1", "--input", ckpt + "/input.safetensors",
+                     "--ep-size", "2", "--num-slots", "20", "--expected", ckpt + "/expected.safetensors", "--json"]
+        let single = try CLI.json(flags + ["--output", "one.safetensors"], in: dir.path)
+        let multi = try CLI.json(["launch", "--nproc-per-node", "2", "--"] + flags + ["--output", "two.safetensors"],
+                                 in: dir.path)
+        #expect((multi.double("relativeError") ?? 1) <= 1e-4)
+        #expect(multi.double("imbalance") == single.double("imbalance"))
+        let a = try SafeTensorsFile(path: dir.file("one.safetensors")).tensor(named: "output").floats()
+        let b = try SafeTensorsFile(path: dir.file("two.safetensors")).tensor(named: "output").floats()
+        #expect(a.count > 0 && a == b)
     }
 
     @Test func rendezvousCheckFailsWhenARankDies() throws {

@@ -71,31 +71,33 @@ public enum LayerRun {
 
     /// Runs `hidden` [tokens, H] through `weights` under `placement` on every rank of `backend`.
     ///
-    /// - Throws: `PlacementError` when the placement's rank count is not the backend's, `LayerRunError` when this
-    ///   process does not drive every rank, and whatever the backend throws.
+    /// Rank r computes tokens `r·T/R ..< (r+1)·T/R`. When the backend drives only some ranks (one process per rank),
+    /// every process must call this with the same arguments; the outputs are then gathered so every process returns
+    /// the whole batch, and phase and forward times are the slowest process's.
+    ///
+    /// - Throws: `PlacementError` when the placement's rank count is not the backend's, and whatever the backend
+    ///   throws.
     public static func run<B: MoEBackend>(
         backend: B, weights: MoELayerWeights, hidden: [Float], tokens: Int, placement: Placement,
         split: SplitPolicy
     ) throws -> Result {
-        let r = backend.numRanks, h = weights.config.hiddenSize
+        let r = backend.numRanks, h = weights.config.hiddenSize, local = backend.localRanks
         precondition(hidden.count == tokens * h, "hidden must be [tokens, H]")
         guard placement.numRanks == r else {
             throw PlacementError.invalidArgument("placement is for \(placement.numRanks) ranks but ep-size is \(r)")
         }
-        guard backend.localRanks == Array(0..<r) else {
-            throw LayerRunError.partialBackend(device: backend.deviceName, localRanks: backend.localRanks, numRanks: r)
-        }
         let bounds = (0...r).map { $0 * tokens / r }
         let setupStart = monotonicSeconds()
-        let layers = try (0..<r).map { rank in
-            try MoELayer(
+        var layers: [Int: MoELayer<B.Kernels, B.Comm>] = [:]
+        for rank in local {
+            layers[rank] = try MoELayer(
                 weights: weights, placement: placement, rank: rank, kernels: backend.kernels(rank: rank),
                 comm: backend.communicator(rank: rank), splitPolicy: split)
         }
         let forwardStart = monotonicSeconds()
         let results = RankResults(count: r)
         try backend.runRanks { rank in
-            let k = layers[rank].kernels
+            let layer = layers[rank]!, k = layer.kernels
             let t = bounds[rank + 1] - bounds[rank]
             let x = try k.allocate(.float32, count: max(t * h, 1))
             if t > 0 {
@@ -104,45 +106,47 @@ public enum LayerRun {
                 }
             }
             let y = try k.allocate(.float32, count: max(t * h, 1))
-            let info = try layers[rank].forward(hidden: x, tokens: t, placement: placement, output: y)
+            let info = try layer.forward(hidden: x, tokens: t, placement: placement, output: y)
             var out = [Float](repeating: 0, count: t * h)
             if t > 0 { try out.withUnsafeMutableBytes { try k.download(y, offset: 0, into: $0) } }
             results.set(rank, out, info)
         }
-        let end = monotonicSeconds()
-        var output = [Float]()
-        output.reserveCapacity(tokens * h)
+        var end = monotonicSeconds()
         var times = PhaseTimes()
         let (outs, infos) = results.values
-        for rank in 0..<r {
-            output += outs[rank]
+        for rank in local {
             let t = infos[rank]!.times
             times.route = max(times.route, t.route)
             times.dispatch = max(times.dispatch, t.dispatch)
             times.ffn = max(times.ffn, t.ffn)
             times.combine = max(times.combine, t.combine)
         }
-        let info = infos[0]!
+        var output = [Float]()
+        output.reserveCapacity(tokens * h)
+        if local.count == r {
+            for rank in 0..<r { output += outs[rank] }
+        } else {
+            // Each process fills its ranks' rows of a zero [T, H] matrix; the sum over processes is the whole output
+            // (float32 → double → float32 is exact, and every other term is zero).
+            var mine = [Double](repeating: 0, count: tokens * h)
+            for rank in local {
+                for (i, v) in outs[rank].enumerated() { mine[bounds[rank] * h + i] = Double(v) }
+            }
+            output = try CrossRank.sum(backend, mine).map { Float($0) }
+            let worst = try CrossRank.max(
+                backend, [end - forwardStart, times.route, times.dispatch, times.ffn, times.combine])
+            end = forwardStart + worst[0]
+            times.route = worst[1]
+            times.dispatch = worst[2]
+            times.ffn = worst[3]
+            times.combine = worst[4]
+        }
+        let info = infos[local[0]]!
         return Result(
             output: output, expertCounts: info.expertCounts, rankLoads: info.rankLoads,
             imbalance: Imbalance.ratio(info.rankLoads), times: times,
             tokensPerRank: (0..<r).map { bounds[$0 + 1] - bounds[$0] }, setupSeconds: forwardStart - setupStart,
             forwardSeconds: end - forwardStart)
-    }
-}
-
-/// Why `LayerRun` cannot run on a backend.
-public enum LayerRunError: Error, CustomStringConvertible, Equatable {
-    /// The backend drives only some ranks from this process (one process per GPU), so one process cannot produce
-    /// the whole batch's output.
-    case partialBackend(device: String, localRanks: [Int], numRanks: Int)
-
-    public var description: String {
-        switch self {
-        case let .partialBackend(device, local, r):
-            return "device '\(device)' drives ranks \(local) of \(r) in this process; a single-process layer run "
-                + "needs all ranks (use --ep-size 1, or a device that drives every rank as threads)"
-        }
     }
 }
 

@@ -66,6 +66,21 @@ struct LayerCommand: ParsableCommand {
 
     func run() throws {
         RunCommand.registerBackends()
+        // Under `wide-ep launch` each process drives one rank; rank 0 writes the output and prints.
+        let job = try RunJob.join(epSize: epSize)
+        do {
+            try runLayer(job)
+        } catch let exit as ExitCode {
+            job.finish()
+            throw exit
+        } catch {
+            job.fail(error)
+            throw error
+        }
+        job.finish()
+    }
+
+    func runLayer(_ job: RunJob) throws {
         // Everything that can be wrong with the flags, the input or the checkpoint's keys is checked before the
         // (possibly long) weight conversion starts, so bad input fails fast with one line.
         let c = try CheckpointLoader.summary(directory: checkpoint).config
@@ -81,20 +96,24 @@ struct LayerCommand: ParsableCommand {
         let slots = numSlots ?? c.numExperts
         _ = try LayerRun.request(config: c, epSize: epSize, numSlots: slots, policy: policy)
         let backend = try BackendRegistry.make(device, options: BackendOptions(numRanks: epSize, workerThreads: threads))
-        guard backend.localRanks == Array(0..<epSize) else {
-            throw LayerRunError.partialBackend(device: device, localRanks: backend.localRanks, numRanks: epSize)
-        }
         let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
             throw ValidationError("cannot write --output \(output): folder \(folder) does not exist")
         }
-        let weights = try CheckpointLoader.loadLayer(directory: checkpoint, layer: layer, progress: CLIOutput.progress)
+        let log: (String) -> Void = { if job.isLeader { CLIOutput.progress($0) } }
+        let weights = try CheckpointLoader.loadLayer(directory: checkpoint, layer: layer, progress: log)
         let counts = LayerRun.expertCounts(weights: weights, hidden: hidden, tokens: tokens)
         let placement = try LayerRun.plan(counts: counts, config: c, epSize: epSize, numSlots: slots, policy: policy)
-        CLIOutput.progress("running \(tokens) tokens on \(device) EP\(epSize), \(slots) slots (\(policy.rawValue))")
+        log("running \(tokens) tokens on \(device) EP\(epSize), \(slots) slots (\(policy.rawValue))")
         let result = try LayerRun.run(
             backend: backend, weights: weights, hidden: hidden, tokens: tokens, placement: placement, split: split)
+        var error: Double?
+        if let want { error = Self.relativeError(result.output, want) }
+        guard job.isLeader else {
+            if let error, !(error <= tolerance) { throw ExitCode(1) }
+            return
+        }
 
         var writer = SafeTensorsWriter(metadata: [
             "checkpoint": checkpoint, "layer": "\(layer)", "ep_size": "\(epSize)", "num_slots": "\(slots)",
@@ -103,8 +122,6 @@ struct LayerCommand: ParsableCommand {
         try writer.add(name: "output", shape: [tokens, c.hiddenSize], floats: result.output, as: .f32)
         try writer.write(to: output)
 
-        var error: Double?
-        if let want { error = Self.relativeError(result.output, want) }
         let summary = LayerSummary(
             checkpoint: checkpoint, layer: layer, model: c.name, tokens: tokens, hiddenSize: c.hiddenSize,
             experts: c.numExperts, topK: c.topK, epSize: epSize, numSlots: slots, policy: policy.rawValue,
