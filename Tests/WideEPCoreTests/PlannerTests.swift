@@ -147,7 +147,7 @@ import WideEPTestSupport
             let p = try Planner.planLayer(loads: loads, request: PlannerRequest(numSlots: 144, topology: topo))
             let ranks = p.rankLoads(expertLoads: loads)
             let nodes = (0..<4).map { n in ranks[(n * 4)..<((n + 1) * 4)].reduce(0, +) }
-            #expect(Imbalance.ratio(nodes) < 0.002, "node imbalance \(Imbalance.ratio(nodes))")
+            #expect(Imbalance.ratio(nodes) < 0.0035, "node imbalance \(Imbalance.ratio(nodes))")
         }
     }
 
