@@ -9,7 +9,8 @@
 /// Otherwise the global policy: replicate over all S slots, then pack onto all GPUs (the hierarchical policy with
 /// one group and one node). Unlike the Python original, packing keeps replicas of one expert on distinct ranks
 /// unless the request allows otherwise, with a repair exchange when the plain greedy runs out of ranks; the global
-/// policy is also used when the per-node replica cap cannot fit a node's slots.
+/// policy is also used when the per-node replica cap cannot fit a node's slots. With same-rank replicas allowed,
+/// `exactSlotTable` (DeepSeekPlanner+Exact.swift) follows the original exactly.
 enum DeepSeekPlanner {
     static func planLayer(loads: [Double], request: PlannerRequest, layer: Int?, state: PackingState) throws
         -> Placement
@@ -17,6 +18,13 @@ enum DeepSeekPlanner {
         let e = loads.count
         let groups = request.numExpertGroups
         let nodes = state.numNodes
+        if state.allowSameRank {
+            // DeepSeek's own semantics (it never separates replicas by rank): reproduce it exactly, ties included.
+            let table = exactSlotTable(
+                loads: loads, numSlots: state.numSlots, groups: groups, nodes: nodes, gpus: state.numRanks)
+            return try Placement(
+                slotExpert: table, numExperts: e, numRanks: state.numRanks, allowSameRankReplicas: true, layer: layer)
+        }
         let perNodeSlots = state.numSlots / nodes
         let perNodeExperts = groups % nodes == 0 ? e / nodes : 0
         let nodeCap = state.allowSameRank ? perNodeSlots : state.ranksPerNode
