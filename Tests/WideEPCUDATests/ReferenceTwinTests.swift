@@ -12,9 +12,9 @@ struct ReferenceTwinTests {
         #expect(BF16.float(BF16.bits(1 + 3 * 0x1p-8)) == 1 + 0x1p-6)
         #expect(BF16.float(BF16.bits(.nan)).isNaN)
         #expect(BF16.float(BF16.bits(-2.5)) == -2.5)
-        var rng = SplitMix(7)
+        var rng = SplitMix64(seed: 7)
         for _ in 0..<1000 {
-            let f = (rng.nextUnit() - 0.5) * 100
+            let f = (rng.unitFloat() - 0.5) * 100
             let r = BF16.round(f)
             #expect(abs(r - f) <= abs(f) * 0x1p-8)
             #expect(BF16.round(r) == r)
@@ -33,7 +33,7 @@ struct ReferenceTwinTests {
     }
 
     @Test func slotMapGivesEachSlotItsQuotaInStableOrder() throws {
-        var rng = SplitMix(11)
+        var rng = SplitMix64(seed: 11)
         let e = 8, k = 2, t = 200
         let p = try Placement(slotExpert: [0, 1, 2, 3, 4, 5, 6, 7, 2, 2, 5], numExperts: e, numRanks: 1,
                               allowSameRankReplicas: true)
@@ -64,12 +64,12 @@ struct ReferenceTwinTests {
 
     @Test(arguments: [SplitPolicy.even, .balanced])
     func slotMapTwinAgreesWithCoreMapTokens(policy: SplitPolicy) throws {
-        var rng = SplitMix(UInt64(policy == .even ? 3 : 4))
+        var rng = SplitMix64(seed: UInt64(policy == .even ? 3 : 4))
         let e = 16, n = 600
         var table = (0..<e).map { Int32($0) }
         for _ in 0..<10 { table.append(Int32(rng.next() % UInt64(e))) }
         let p = try Placement(slotExpert: table, numExperts: e, numRanks: 1, allowSameRankReplicas: true)
-        let experts = (0..<n).map { _ in Int32(min(e - 1, Int(Float(e) * rng.nextUnit() * rng.nextUnit()))) }
+        let experts = (0..<n).map { _ in Int32(min(e - 1, Int(Float(e) * rng.unitFloat() * rng.unitFloat()))) }
         let counts = SlotMapReference.count(experts: experts, numExperts: e)
         let perSlot = ReplicaSplit.quotas(expertCounts: counts.map(Int.init), placement: p, policy: policy)
         let core = ReplicaSplit.mapTokens(

@@ -22,12 +22,12 @@ public struct SelftestRow: Codable, Sendable {
 /// layer against the dense float reference (METHOD.md: bf16 GEMM paths pass at rel err ≤ 1e-2).
 public struct CUDASelftest {
     let gpu: GPU
-    var rng: SplitMix
+    var rng: SplitMix64
     let progress: (String) -> Void
 
     public init(gpu: GPU, seed: UInt64, progress: @escaping (String) -> Void = { _ in }) {
         self.gpu = gpu
-        rng = SplitMix(seed)
+        rng = SplitMix64(seed: seed)
         self.progress = progress
     }
 
@@ -67,7 +67,7 @@ public struct CUDASelftest {
     // MARK: random inputs
 
     mutating func uniform(_ n: Int, _ lo: Float, _ hi: Float) -> [Float] {
-        (0..<n).map { _ in lo + (hi - lo) * rng.nextUnit() }
+        (0..<n).map { _ in lo + (hi - lo) * rng.unitFloat() }
     }
 
     mutating func bf16(_ n: Int, _ scale: Float) -> [UInt16] { uniform(n, -scale, scale).map(BF16.bits) }
@@ -125,7 +125,7 @@ public struct CUDASelftest {
         let c = MoEConfig.deepseekV3Mini
         let e = c.numExperts, k = c.topK, h = c.hiddenSize, n = t * k
         // Skewed draws, so some experts are hot and some empty.
-        let experts = (0..<n).map { _ in Int32(min(e - 1, Int(Float(e) * rng.nextUnit() * rng.nextUnit()))) }
+        let experts = (0..<n).map { _ in Int32(min(e - 1, Int(Float(e) * rng.unitFloat() * rng.unitFloat()))) }
         let kern = CUDAKernels(gpu: gpu, config: c)
         let dex = try DeviceArray(gpu, experts), counts = try DeviceArray<Int32>(gpu, count: e)
         try counts.poison(gpu)
@@ -288,17 +288,3 @@ extension CUDASelftest {
     }
 }
 
-/// SplitMix64 for the self-test's fresh random inputs.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Float { Float(next() >> 40) * 0x1p-24 }
-}

@@ -3,15 +3,9 @@ import WideEPCore
 
 /// A deterministic SplitMix64 generator for synthetic weights and workloads (same seed, same numbers everywhere).
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed ^ 0x5DEE_CE66_D1CE_4E5B }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private var inner: SplitMix64
+    public init(seed: UInt64) { inner = SplitMix64(seed: seed ^ 0x5DEE_CE66_D1CE_4E5B) }
+    public mutating func next() -> UInt64 { inner.next() }
 
     /// A uniform float in [-a, a).
     public mutating func symmetric(_ a: Float) -> Float { Float.random(in: -a..<a, using: &self) }

@@ -91,8 +91,8 @@ struct BenchPlanCommand: ParsableCommand {
         for i in rows.indices { rows[i].ratioToBalanced = rows[i].medianMs / (balancedMedian * 1e3) }
         let (evenUs, balancedUs) = try splitTimes(loads: loads, plan: results[.balanced]!)
         // Migration-aware re-planning from the balanced plan after a drift of the loads.
-        var rng = BenchDriftRandom(seed: seed &+ 7)
-        let drifted = loads.map { $0.map { $0 * (0.7 + 0.6 * rng.uniform()) } }
+        var rng = SplitMix64(seed: seed &+ 7)
+        let drifted = loads.map { $0.map { $0 * (0.7 + 0.6 * rng.unitDouble()) } }
         let req = PlannerRequest(numSlots: slots, topology: topo, numExpertGroups: groups)
         let current = results[.balanced]!
         let migration = try Self.time(repeats: max(1, `repeat` / 4)) {
@@ -217,16 +217,3 @@ struct BenchPlanCommand: ParsableCommand {
     }
 }
 
-/// A tiny deterministic generator for the benchmark's drifted loads (SplitMix64).
-private struct BenchDriftRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
-}
