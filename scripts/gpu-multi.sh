@@ -6,7 +6,8 @@
 #   1. checks every rank's received rows, metadata and combined outputs (bf16 and FP8, both modes, 0/1/many tokens);
 #   2. benchmarks bf16 dispatch/combine at TOKENS (default 128,4096) next to torch all_to_all_single and the P2P copy;
 #   3. benchmarks FP8 dispatch (NVLink modes);
-#   4. kills one rank mid-job and checks that the job ends with an error within seconds instead of hanging.
+#   4. serves the EP MoE layer with `run --device cuda` under launch (online EPLB, verified against the reference);
+#   5. kills one rank mid-job and checks that the job ends with an error within seconds instead of hanging.
 # One process per GPU; with a single GPU two ranks share it through CUDA IPC (NCCL and torch are then skipped, and
 # the timings measure time-slicing between two processes, not NVLink). Logs and JSON land in $OUT.
 #
@@ -44,7 +45,12 @@ run_all() {
     [ "$fp8_s" -gt 0 ] && { timeout "$fp8_s" "$bin" launch --nproc-per-node "$nproc" -- bench dispatch --no-check --fp8 \
         --mode normal,low-latency --tokens "$TOKENS" --iterations "$iters" --torch-baseline off \
         --out "$out/dispatch-fp8.json" 2>&1 | tee "$out/bench-fp8.log"; echo "bench fp8 exit ${PIPESTATUS[0]}"; }
-    echo "== 4. a killed rank ends the job"
+    echo "== 4. the EP MoE layer served by 'run' under launch (online EPLB, verified against the dense reference)"
+    local run_s="${RUN_S:-150}"
+    [ "$run_s" -gt 0 ] && { timeout "$run_s" "$bin" launch --nproc-per-node "$nproc" -- run --device cuda \
+        --ep-size "$nproc" --steps "${RUN_STEPS:-40}" --verify-every 5 2>&1 | tee "$out/run.log"
+        echo "run exit ${PIPESTATUS[0]}"; }
+    echo "== 5. a killed rank ends the job"
     [ "$kill_s" -gt 0 ] || return 0
     t0=$(date +%s)
     timeout "$kill_s" "$bin" launch --nproc-per-node "$nproc" -- bench dispatch --check-only --fail-rank 1 --timeout 20 \
