@@ -20,6 +20,9 @@ public protocol MoEBackend: AnyObject {
     func kernels(rank: Int) -> Kernels
     /// Communicator of local rank `rank`.
     func communicator(rank: Int) -> Comm
+    /// Relative error against the float64-accumulated dense reference that this backend's arithmetic stays
+    /// within (1e-4 for float32 compute; bf16 tensor-core GEMMs need about 1e-2, per the GPU method notes).
+    var referenceTolerance: Double { get }
     /// Runs `body(rank)` concurrently for every local rank and returns when all are done; rethrows the first error.
     /// Bodies call collectives, so they must really run concurrently (not one after another).
     func runRanks(_ body: @escaping (Int) throws -> Void) throws
@@ -101,4 +104,9 @@ public enum BackendRegistry {
         if let why = entry.unavailableReason() { throw BackendError.unavailable(name, reason: why) }
         return try entry.make(options)
     }
+}
+
+extension MoEBackend {
+    /// Float32 compute: the default for backends that do not say otherwise.
+    public var referenceTolerance: Double { 1e-4 }
 }
