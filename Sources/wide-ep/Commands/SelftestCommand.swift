@@ -10,7 +10,9 @@ struct SelftestCommand: ParsableCommand {
         abstract: "Check every CUDA kernel against its CPU reference on fresh random inputs.",
         discussion: """
             Outputs are poisoned (NaN) before each run; bf16 GEMM paths pass at relative error ≤ 1e-2, index \
-            kernels must match exactly. Exit 0 when all pass, 1 on any failure, 2 when CUDA is unavailable.
+            kernels must match exactly. Exit 0 when all pass, 1 on any failure, 2 when CUDA is unavailable. Under \
+            `wide-ep launch` (WORLD_SIZE > 1) it runs the multi-GPU checks instead: dispatch and combine in every mode \
+            and the EP layer across the ranks.
             """)
 
     @Option(help: "Backend to test (only cuda has kernels to check).")
@@ -32,6 +34,14 @@ struct SelftestCommand: ParsableCommand {
         guard CUDA.isAvailable else {
             throw ValidationError("CUDA is unavailable on this machine (\(CUDA.unavailableReason ?? "no driver")); "
                                   + "run `wide-ep doctor` for details")
+        }
+        if let world = ProcessInfo.processInfo.environment["WORLD_SIZE"].flatMap(Int.init), world > 1 {
+            // Under `wide-ep launch`: the multi-GPU checks — dispatch/combine in every mode (bf16 and FP8) and the
+            // EP layer across the ranks against the one-GPU layer, which the single-process selftest checks against
+            // the dense reference.
+            var multi = try BenchDispatchCommand.parse(["--check-only"])
+            try multi.run()
+            return
         }
         let s = seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
         CLIOutput.progress("selftest: seed \(s)")
