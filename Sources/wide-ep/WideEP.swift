@@ -10,18 +10,22 @@ struct WideEP: ParsableCommand {
         commandName: "wide-ep",
         abstract: "Large-scale expert parallelism and EPLB load balancing for MoE inference.",
         subcommands: [
+            // Serving and layers.
+            RunCommand.self,
+            LayerCommand.self,
+            // Offline EPLB: statistics, traces, planning, evaluation.
             PresetsCommand.self,
             StatsCommand.self,
             TraceCommand.self,
             PlanCommand.self,
-            RunCommand.self,
-            LayerCommand.self,
             EvalCommand.self,
-            DoctorCommand.self,
-            SelftestCommand.self,
             BenchCommand.self,
+            // Multi-process jobs.
             LaunchCommand.self,
             RendezvousCheckCommand.self,
+            // GPUs.
+            DoctorCommand.self,
+            SelftestCommand.self,
         ]
     )
 
