@@ -67,17 +67,7 @@ struct LayerCommand: ParsableCommand {
     func run() throws {
         RunCommand.registerBackends()
         // Under `wide-ep launch` each process drives one rank; rank 0 writes the output and prints.
-        let job = try RunJob.join(epSize: epSize)
-        do {
-            try runLayer(job)
-        } catch let exit as ExitCode {
-            job.finish()
-            throw exit
-        } catch {
-            job.fail(error)
-            throw error
-        }
-        job.finish()
+        try RunJob.run(epSize: epSize, runLayer)
     }
 
     func runLayer(_ job: RunJob) throws {

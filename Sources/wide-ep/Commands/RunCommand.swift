@@ -129,17 +129,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         Self.registerBackends()
-        let job = try RunJob.join(epSize: epSize)
-        do {
-            try serve(job)
-        } catch let exit as ExitCode {
-            job.finish()
-            throw exit
-        } catch {
-            job.fail(error)
-            throw error
-        }
-        job.finish()
+        try RunJob.run(epSize: epSize, serve)
     }
 
     /// Runs every requested balancer mode; only the job's first rank prints and writes files.

@@ -37,6 +37,22 @@ struct RunJob {
         return RunJob(session: session)
     }
 
+    /// Joins the job, runs `body` and leaves cleanly; on an error, tells the other ranks first so they stop at once.
+    static func run(epSize: Int, _ body: (RunJob) throws -> Void) throws {
+        let job = try join(epSize: epSize)
+        do {
+            try body(job)
+        } catch let exit as ExitCode {
+            // A reported outcome (e.g. a verification failure), not a crash: leave cleanly.
+            job.finish()
+            throw exit
+        } catch {
+            job.fail(error)
+            throw error
+        }
+        job.finish()
+    }
+
     /// Fault injection (`--fail-rank R --fail-at-step K`): rank R kills itself with SIGKILL before step K, as a crash
     /// would, so the job's failure handling can be tested.
     func injectFault(rank: Int?, step: Int, now: Int) {
