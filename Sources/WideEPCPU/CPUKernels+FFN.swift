@@ -53,12 +53,7 @@ extension CPUKernels {
         w13: UnsafeBufferPointer<Float>, w2: UnsafeBufferPointer<Float>, into weights: SlotWeights<HostBuffer>,
         localSlot: Int
     ) throws {
-        let n13 = 2 * weights.intermediateSize * weights.hiddenSize, n2 = weights.hiddenSize * weights.intermediateSize
-        guard w13.count == n13, w2.count == n2, localSlot >= 0, localSlot < weights.slotsPerRank else {
-            throw PlacementError.invalidArgument(
-                "writeSlot: slot \(localSlot) of \(weights.slotsPerRank) with \(w13.count)/\(w2.count) floats, "
-                    + "expected \(n13)/\(n2)")
-        }
+        let (n13, n2) = try weights.checkSlotWrite(localSlot: localSlot, w13: w13.count, w2: w2.count)
         (weights.w13.floats + localSlot * n13).update(from: w13.baseAddress!, count: n13)
         (weights.w2.floats + localSlot * n2).update(from: w2.baseAddress!, count: n2)
     }

@@ -158,12 +158,7 @@ extension CUDAMoEKernels {
         w13: UnsafeBufferPointer<Float>, w2: UnsafeBufferPointer<Float>, into weights: SlotWeights<CUDABuffer>,
         localSlot: Int
     ) throws {
-        let n13 = 2 * weights.intermediateSize * weights.hiddenSize, n2 = weights.hiddenSize * weights.intermediateSize
-        guard w13.count == n13, w2.count == n2, localSlot >= 0, localSlot < weights.slotsPerRank else {
-            throw PlacementError.invalidArgument(
-                "writeSlot: slot \(localSlot) of \(weights.slotsPerRank) with \(w13.count)/\(w2.count) floats, "
-                    + "expected \(n13)/\(n2)")
-        }
+        let (n13, n2) = try weights.checkSlotWrite(localSlot: localSlot, w13: w13.count, w2: w2.count)
         // Migration runs on its own thread and stream so the rank's compute stream is not serialised behind it.
         try gpu.context.makeCurrent()
         let api = gpu.context.api, s = copyStream.handle

@@ -1,3 +1,5 @@
+import WideEPCore
+
 /// Element types that cross the backend boundary.
 public enum DType: String, Sendable, Codable {
     /// IEEE float32: hidden rows, weights, routing weights.
@@ -40,6 +42,21 @@ public struct SlotWeights<Buffer: DeviceBuffer> {
         self.slotsPerRank = slotsPerRank
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
+    }
+}
+
+extension SlotWeights {
+    /// Floats of one slot's W13 and W2 blocks, after checking a `writeSlot` request against them.
+    ///
+    /// - Throws: `PlacementError.invalidArgument` naming the slot and the sizes when `localSlot` is out of range or
+    ///   the source blocks have the wrong length.
+    public func checkSlotWrite(localSlot: Int, w13: Int, w2: Int) throws -> (w13: Int, w2: Int) {
+        let n13 = 2 * intermediateSize * hiddenSize, n2 = hiddenSize * intermediateSize
+        guard w13 == n13, w2 == n2, localSlot >= 0, localSlot < slotsPerRank else {
+            throw PlacementError.invalidArgument(
+                "writeSlot: slot \(localSlot) of \(slotsPerRank) with \(w13)/\(w2) floats, expected \(n13)/\(n2)")
+        }
+        return (n13, n2)
     }
 }
 

@@ -39,7 +39,7 @@ struct SelftestCommand: ParsableCommand {
             // Under `wide-ep launch`: the multi-GPU checks — dispatch/combine in every mode (bf16 and FP8) and the
             // EP layer across the ranks against the one-GPU layer, which the single-process selftest checks against
             // the dense reference.
-            var multi = try BenchDispatchCommand.parse(["--check-only"])
+            let multi = try BenchDispatchCommand.parse(["--check-only"])
             try multi.run()
             return
         }
