@@ -188,6 +188,16 @@ struct BenchDispatchCommand: ParsableCommand {
             failures += try harness.checkNormal(tokens: t, fp8: false)
             failures += try harness.checkLowLatency(tokens: t, fp8: false)
         }
+        // Low-latency dispatch + combine captured once in a CUDA graph, replayed on fresh inputs (EPGraphCheck).
+        for f in [false, true] {
+            log("check low-latency \(f ? "fp8" : "bf16") in a CUDA graph, \(ll) tokens, 5 replays")
+            let g = try EPGraphCheck(harness: harness).run(tokens: ll, fp8: f, replays: 5, iterations: iterations, warmup: warmup)
+            failures += g.failures
+            CLIOutput.progress(String(
+                format: "bench dispatch: rank %d: low-latency %@ %d tokens, dispatch+expert+combine: eager %.1f µs, graph replay %.1f µs (GPU, median of %d); enqueue %.1f µs eager, %.1f µs graph (host)",
+                harness.ep.rank, f ? "fp8" : "bf16", ll, g.eagerMicros, g.graphMicros, iterations, g.eagerEnqueueMicros,
+                g.graphEnqueueMicros))
+        }
         return failures
     }
 }
