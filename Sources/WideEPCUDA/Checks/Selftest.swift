@@ -61,6 +61,7 @@ public struct CUDASelftest {
             scoring: .softmax, normTopKProb: true)
         add(try layer(config: small, tokens: 64, replicas: 4, path: .grouped))
         add(try runtimeLayer(config: mini, tokens: 48, replicas: 8))
+        add(try balancedSplit())
         return rows
     }
 

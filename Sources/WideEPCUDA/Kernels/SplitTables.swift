@@ -1,0 +1,92 @@
+import CUDADriver
+import WideEPCore
+
+/// The placement-only tables of the GPU balanced split (`SplitSource`), packed once per layer placement.
+///
+/// A "multi" expert has replicas on two or more ranks; only those have a choice. Each one's run lists, per rank it
+/// occupies (ascending), its first replica there: an index into `placement.replicaSlots`, and that rank. Experts are
+/// listed in id order, which is the tie order of the CPU split.
+public struct SplitTables: Equatable, Sendable {
+    /// Most ranks one expert may span: the kernel gives each a lane of one warp.
+    public static let maxRanksPerExpert = 32
+
+    /// Position of each expert in `multiExpert`, or -1 when all its replicas sit on one rank, int32 [E].
+    public let multiIndex: [Int32]
+    /// Multi-rank experts in id order, int32 [M].
+    public let multiExpert: [Int32]
+    /// CSR start of each multi expert's run in `runReplica`/`runRank`, int32 [M + 1].
+    public let runStart: [Int32]
+    /// Replica index (into `replicaSlots`) of the expert's first replica on each rank of the run, int32 [A].
+    public let runReplica: [Int32]
+    /// The rank of each run entry, int32 [A].
+    public let runRank: [Int32]
+
+    /// Packs `placement`; throws when an expert spans more than `maxRanksPerExpert` ranks.
+    public init(placement p: Placement) throws {
+        var index = [Int32](repeating: -1, count: p.numExperts)
+        var experts: [Int32] = [], start: [Int32] = [0], replica: [Int32] = [], rank: [Int32] = []
+        for e in 0..<p.numExperts {
+            let a = Int(p.replicaStart[e]), b = Int(p.replicaStart[e + 1])
+            var run: [(Int32, Int32)] = []
+            var prev = -1
+            for i in a..<b {
+                let r = Int(p.replicaSlots[i]) / p.slotsPerRank
+                if r != prev { prev = r; run.append((Int32(i), Int32(r))) }
+            }
+            if run.count <= 1 { continue }
+            if run.count > Self.maxRanksPerExpert {
+                throw CUDAError.invalidRequest(
+                    "balanced split: expert \(e) has replicas on \(run.count) ranks; the GPU split handles at most "
+                        + "\(Self.maxRanksPerExpert) ranks per expert")
+            }
+            index[e] = Int32(experts.count)
+            experts.append(Int32(e))
+            for (i, r) in run { replica.append(i); rank.append(r) }
+            start.append(Int32(replica.count))
+        }
+        multiIndex = index
+        multiExpert = experts
+        runStart = start
+        runReplica = replica
+        runRank = rank
+    }
+
+    /// Number of multi-rank experts.
+    public var multiCount: Int { multiExpert.count }
+
+    /// Per-slot quotas [numSlots] from per-replica quotas aligned with `replicaSlots` (what the kernel writes).
+    public static func slotQuotas(replicaQuotas: [Int32], placement p: Placement) -> [Int32] {
+        precondition(replicaQuotas.count == p.numSlots, "one quota per replica")
+        var out = [Int32](repeating: 0, count: p.numSlots)
+        for (i, s) in p.replicaSlots.enumerated() { out[Int(s)] = replicaQuotas[i] }
+        return out
+    }
+}
+
+/// Device copies of a placement's CSR and its `SplitTables`, the inputs of `CUDAKernels.balancedSplit`.
+public final class DeviceSplitTables {
+    /// The placement these tables describe.
+    public let placement: Placement
+    /// The packed host tables.
+    public let tables: SplitTables
+    let replicaStart: DeviceArray<Int32>
+    let replicaSlots: DeviceArray<Int32>
+    let multiIndex: DeviceArray<Int32>
+    let multiExpert: DeviceArray<Int32>
+    let runStart: DeviceArray<Int32>
+    let runReplica: DeviceArray<Int32>
+    let runRank: DeviceArray<Int32>
+
+    /// Packs `placement` and uploads its tables to `gpu`.
+    public init(gpu: GPU, placement: Placement) throws {
+        self.placement = placement
+        tables = try SplitTables(placement: placement)
+        replicaStart = try DeviceArray(gpu, placement.replicaStart)
+        replicaSlots = try DeviceArray(gpu, placement.replicaSlots)
+        multiIndex = try DeviceArray(gpu, tables.multiIndex)
+        multiExpert = try DeviceArray(gpu, tables.multiExpert)
+        runStart = try DeviceArray(gpu, tables.runStart)
+        runReplica = try DeviceArray(gpu, tables.runReplica)
+        runRank = try DeviceArray(gpu, tables.runRank)
+    }
+}
