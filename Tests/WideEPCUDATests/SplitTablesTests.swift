@@ -46,8 +46,10 @@ struct SplitTablesTests {
             for _ in 0..<15 {
                 let pl = Self.randomPlacement(&rng, experts: e, ranks: r, slotsPerRank: p)
                 let t = try SplitTables(placement: pl)
-                var counts = (0..<e).map { _ -> Int32 in
-                    rng.next() % 6 == 0 ? 0 : Int32(Double(rng.next() % 1000) * rng.unitFloat() * rng.unitFloat())
+                var counts = [Int32](repeating: 0, count: e)
+                for i in 0..<e where rng.next() % 6 != 0 {
+                    let u = rng.unitFloat() * rng.unitFloat()
+                    counts[i] = Int32(Float(rng.next() % 1000) * u)
                 }
                 counts[Int(rng.next() % UInt64(e))] += 500
                 let got = SplitReference.quotas(counts: counts, tables: t, placement: pl)
