@@ -6,8 +6,8 @@ extension CUDAKernels {
     /// `ReplicaSplit.stallPasses`, so the GPU visits the same states as the CPU.
     static let splitPasses = 64
     static let splitStallPasses = 3
-    /// Largest experts or slots the split's shared-memory tables take (48 KiB static shared memory).
-    static let maxSplitEntries = 4096
+    /// Most slots (and ranks) the split's shared-memory tables take (within 48 KiB of static shared memory).
+    static let maxSplitEntries = 1024
 
     /// Balanced replica split of one batch on the GPU (one block): per-replica quotas `quotas` (int32 [numSlots],
     /// aligned with `placement.replicaSlots`) from the global per-expert `counts` (int32 [E], non-negative).

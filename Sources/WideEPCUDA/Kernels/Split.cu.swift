@@ -22,6 +22,11 @@ extern "C" __global__ void __launch_bounds__(256) balanced_split(
     __shared__ i64 load[NR];
     __shared__ int q[NS];
     __shared__ int order[NE];
+    // Shared copies of the multi experts' runs and counts: the passes touch only shared memory.
+    __shared__ int sStart[NE + 1];
+    __shared__ int sCount[NE];
+    __shared__ int sRank[NS];
+    __shared__ int sRep[NS];
     __shared__ i64 total;
     __shared__ int nActive;
     const int tid = threadIdx.x;
@@ -39,12 +44,16 @@ extern "C" __global__ void __launch_bounds__(256) balanced_split(
         }
     }
     // Visiting order of the non-empty multi-rank experts: count descending, ties by id (the CPU's stable sort).
+    for (int m = tid; m <= numMulti; m += blockDim.x) sStart[m] = runStart[m];
+    for (int m = tid; m < numMulti; m += blockDim.x) sCount[m] = counts[multiExpert[m]];
+    for (int i = tid; i < runStart[numMulti]; i += blockDim.x) { sRank[i] = runRank[i]; sRep[i] = runReplica[i]; }
+    __syncthreads();
     for (int m = tid; m < numMulti; m += blockDim.x) {
-        const int cm = counts[multiExpert[m]];
+        const int cm = sCount[m];
         if (cm == 0) continue;
         int pos = 0;
         for (int j = 0; j < numMulti; ++j) {
-            const int cj = counts[multiExpert[j]];
+            const int cj = sCount[j];
             pos += (cj > cm || (cj == cm && j < m)) ? 1 : 0;
         }
         order[pos] = m;
@@ -64,13 +73,13 @@ extern "C" __global__ void __launch_bounds__(256) balanced_split(
             unsigned changed = 0;
             for (int t = 0; t < n; ++t) {
                 const int m = order[t];
-                const int a = runStart[m], k = runStart[m + 1] - a;
-                const i64 c = counts[multiExpert[m]];
+                const int a = sStart[m], k = sStart[m + 1] - a;
+                const i64 c = sCount[m];
                 const bool on = lane < k;
                 int rk = 0, rep = 0, old = 0;
                 i64 L = 0;
                 if (on) {
-                    rk = runRank[a + lane]; rep = runReplica[a + lane]; old = q[rep];
+                    rk = sRank[a + lane]; rep = sRep[a + lane]; old = q[rep];
                     L = load[rk];
                     if (pass > 0) L -= old;
                 }
@@ -87,7 +96,8 @@ extern "C" __global__ void __launch_bounds__(256) balanced_split(
                 const int mIn = __popc(incMask);
                 const unsigned lastMask = __ballot_sync(0xffffffffu, inc && pos == mIn - 1);
                 const i64 tot = __shfl_sync(0xffffffffu, c + prefix + L, __ffs(lastMask) - 1);
-                const i64 base = tot / mIn;
+                // 32-bit division whenever the level fits (always, for real token counts).
+                const i64 base = tot <= 0x7fffffffLL ? (i64)((unsigned)tot / (unsigned)mIn) : tot / mIn;
                 const i64 rem = tot - base * mIn;
                 if (on) {
                     const int nq = pos < mIn ? (int)(base - L + (pos < rem ? 1 : 0)) : 0;
