@@ -1,7 +1,7 @@
 extension EPKernelSource {
     /// The whole module as NVRTC compiles it (Swift's multi-line literals end without a newline, so the parts are
     /// joined with one: a directive must start its own line).
-    static var module: String { common + "\n" + dispatch + "\n" }
+    static let module = common + "\n" + dispatch + "\n"
 
     /// Dispatch and combine kernels, normal (throughput) and low-latency modes. Compiled with `-DFP8=0|1`.
     ///

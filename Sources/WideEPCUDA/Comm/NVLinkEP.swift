@@ -74,11 +74,22 @@ public final class NVLinkEP {
 
     // MARK: Kernels
 
+    /// Resolved kernel handles by (name, fp8): a launch must not re-hash the 27 KB module source (that cost about
+    /// 150 µs of host time per kernel in the eager low-latency path).
+    private var resolved: [String: CUhandle?] = [:]
+    private let resolvedLock = NSLock()
+
     func function(_ name: String, fp8: Bool = false) throws -> CUhandle? {
+        let cacheKey = fp8 ? name + "#fp8" : name
+        resolvedLock.lock()
+        defer { resolvedLock.unlock() }
+        if let f = resolved[cacheKey] { return f }
         let key = KernelKey(
             name: "ep_comm.cu", source: EPKernelSource.module,
             defines: ["FP8": fp8 ? "1" : "0", "EP_PORTABLE": Self.portable ? "1" : "0"], architecture: gpu.architecture)
-        return try gpu.kernels.function(key, name)
+        let f = try gpu.kernels.function(key, name)
+        resolved[cacheKey] = f
+        return f
     }
 
     /// `WIDEEP_EP_PORTABLE=1`: volatile accesses and `__threadfence_system` instead of the sys-scope PTX, and a
