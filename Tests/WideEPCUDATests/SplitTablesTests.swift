@@ -65,6 +65,11 @@ struct SplitTablesTests {
         #expect(SplitTables.slotQuotas(replicaQuotas: [10, 20, 30, 40], placement: pl) == [30, 10, 40, 20])
     }
 
+    @Test func kernelIsExportedUnmangledWithoutHeaders() {
+        #expect(SplitSource.source.contains("extern \"C\" __global__ void __launch_bounds__(256) balanced_split("))
+        #expect(!SplitSource.source.contains("#include"))
+    }
+
     @Test func expertOnTooManyRanksIsRejected() throws {
         let ranks = SplitTables.maxRanksPerExpert + 1
         let table = (0..<ranks).flatMap { r in [Int32(0), Int32(1 + r)] }
