@@ -35,6 +35,8 @@ public final class KernelCache: @unchecked Sendable {
     public let architecture: String
     private var modules: [KernelKey: CUDAModule] = [:]
     private var functions: [String: CUhandle?] = [:]
+    /// Launch-path cache of `function(_:_:)`, keyed without the source (see there).
+    private var recent: [String: (source: String, handle: CUhandle?)] = [:]
     private let lock = NSLock()
     /// Modules compiled so far (for tests of the cache and for `doctor`).
     public private(set) var compileCount = 0
@@ -75,7 +77,26 @@ public final class KernelCache: @unchecked Sendable {
     }
 
     /// The kernel `function` of `key`'s module.
+    ///
+    /// Launch paths call this for every launch, so a hit must not hash the whole source (tens of KB: about 150 µs of
+    /// host time per launch was measured). Hits are found by name, defines, architecture and function, then the
+    /// source is compared, which is O(1) when the caller passes the same string storage (a `static let`).
     public func function(_ key: KernelKey, _ function: String) throws -> CUhandle? {
+        let quick = "\(key.name)|\(key.architecture)|\(key.defines.joined(separator: ","))|\(function)"
+        lock.lock()
+        if let hit = recent[quick], hit.source == key.source {
+            lock.unlock()
+            return hit.handle
+        }
+        lock.unlock()
+        let f = try resolve(key, function)
+        lock.lock()
+        recent[quick] = (key.source, f)
+        lock.unlock()
+        return f
+    }
+
+    private func resolve(_ key: KernelKey, _ function: String) throws -> CUhandle? {
         let m = try module(key)
         lock.lock()
         defer { lock.unlock() }
