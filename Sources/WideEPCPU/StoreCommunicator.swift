@@ -140,10 +140,7 @@ public final class StoreCommunicator: Communicator, @unchecked Sendable {
     public func barrier() throws { _ = try exchange(Array(repeating: [], count: size)) }
 
     public func send(_ buffer: HostBuffer, offset: Int, bytes: Int, to peer: Int, tag: Int) throws {
-        guard peer >= 0 && peer < size else { throw CommunicatorError.invalidPeer(rank: rank, peer: peer, size: size) }
-        guard offset >= 0, bytes >= 0, offset + bytes <= buffer.byteCount else {
-            throw CommunicatorError.bufferTooSmall(rank: rank, needed: offset + bytes, available: buffer.byteCount)
-        }
+        try checkPointToPoint(buffer, offset: offset, bytes: bytes, peer: peer, allowSelf: true)
         let key = PeerTag(peer: peer, tag: tag)
         let i = sent[key, default: 0]
         sent[key] = i + 1
@@ -152,10 +149,7 @@ public final class StoreCommunicator: Communicator, @unchecked Sendable {
     }
 
     public func recv(into buffer: HostBuffer, offset: Int, bytes: Int, from peer: Int, tag: Int) throws {
-        guard peer >= 0 && peer < size else { throw CommunicatorError.invalidPeer(rank: rank, peer: peer, size: size) }
-        guard offset >= 0, bytes >= 0, offset + bytes <= buffer.byteCount else {
-            throw CommunicatorError.bufferTooSmall(rank: rank, needed: offset + bytes, available: buffer.byteCount)
-        }
+        try checkPointToPoint(buffer, offset: offset, bytes: bytes, peer: peer, allowSelf: true)
         let key = PeerTag(peer: peer, tag: tag)
         let i = received[key, default: 0]
         received[key] = i + 1

@@ -178,10 +178,7 @@ public final class NCCLCommunicator<Buffer: CUDAMemory>: Communicator {
     public func barrier() throws { _ = try allReduceSum([1]) }
 
     public func send(_ buffer: Buffer, offset: Int, bytes: Int, to peer: Int, tag: Int) throws {
-        guard peer >= 0 && peer < size && peer != rank else { throw CommunicatorError.invalidPeer(rank: rank, peer: peer, size: size) }
-        guard offset >= 0 && offset + bytes <= buffer.byteCount else {
-            throw CommunicatorError.bufferTooSmall(rank: rank, needed: offset + bytes, available: buffer.byteCount)
-        }
+        try checkPointToPoint(buffer, offset: offset, bytes: bytes, peer: peer)
         try nccl.check(
             nccl.ncclSend(buffer.devicePointer + UInt64(offset), bytes, NCCLSymbols.uint8, Int32(peer), try live(),
                           gpu.stream.handle), "ncclSend(to \(peer), tag \(tag))")
@@ -189,10 +186,7 @@ public final class NCCLCommunicator<Buffer: CUDAMemory>: Communicator {
     }
 
     public func recv(into buffer: Buffer, offset: Int, bytes: Int, from peer: Int, tag: Int) throws {
-        guard peer >= 0 && peer < size && peer != rank else { throw CommunicatorError.invalidPeer(rank: rank, peer: peer, size: size) }
-        guard offset >= 0 && offset + bytes <= buffer.byteCount else {
-            throw CommunicatorError.bufferTooSmall(rank: rank, needed: offset + bytes, available: buffer.byteCount)
-        }
+        try checkPointToPoint(buffer, offset: offset, bytes: bytes, peer: peer)
         try nccl.check(
             nccl.ncclRecv(buffer.devicePointer + UInt64(offset), bytes, NCCLSymbols.uint8, Int32(peer), try live(),
                           gpu.stream.handle), "ncclRecv(from \(peer), tag \(tag))")

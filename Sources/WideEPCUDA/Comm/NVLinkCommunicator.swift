@@ -112,10 +112,7 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
     }
 
     public func send(_ buffer: Buffer, offset: Int, bytes: Int, to peer: Int, tag: Int) throws {
-        guard peer >= 0 && peer < size && peer != rank else { throw CommunicatorError.invalidPeer(rank: rank, peer: peer, size: size) }
-        guard offset >= 0 && offset + bytes <= buffer.byteCount else {
-            throw CommunicatorError.bufferTooSmall(rank: rank, needed: offset + bytes, available: buffer.byteCount)
-        }
+        try checkPointToPoint(buffer, offset: offset, bytes: bytes, peer: peer)
         let key = nextKey(rank, peer, tag), gpu = transport.gpu, api = gpu.context.api
         let slot = transport.peerAddress(.receive, rank: peer) + UInt64(rank * slotBytes)
         var done = 0, chunk = 0
@@ -134,10 +131,7 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
     }
 
     public func recv(into buffer: Buffer, offset: Int, bytes: Int, from peer: Int, tag: Int) throws {
-        guard peer >= 0 && peer < size && peer != rank else { throw CommunicatorError.invalidPeer(rank: rank, peer: peer, size: size) }
-        guard offset >= 0 && offset + bytes <= buffer.byteCount else {
-            throw CommunicatorError.bufferTooSmall(rank: rank, needed: offset + bytes, available: buffer.byteCount)
-        }
+        try checkPointToPoint(buffer, offset: offset, bytes: bytes, peer: peer)
         let key = nextKey(peer, rank, tag), gpu = transport.gpu, api = gpu.context.api
         let slot = transport.localAddress(.receive) + UInt64(peer * slotBytes)
         var done = 0, chunk = 0

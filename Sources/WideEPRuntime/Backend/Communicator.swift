@@ -50,3 +50,16 @@ public enum CommunicatorError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+extension Communicator {
+    /// Checks a point-to-point request before any data moves: `peer` must be another rank of the group (or this rank
+    /// when `allowSelf`), and `[offset, offset + bytes)` must lie inside `buffer`.
+    public func checkPointToPoint(_ buffer: Buffer, offset: Int, bytes: Int, peer: Int, allowSelf: Bool = false) throws {
+        guard peer >= 0, peer < size, allowSelf || peer != rank else {
+            throw CommunicatorError.invalidPeer(rank: rank, peer: peer, size: size)
+        }
+        guard offset >= 0, bytes >= 0, offset + bytes <= buffer.byteCount else {
+            throw CommunicatorError.bufferTooSmall(rank: rank, needed: offset + bytes, available: buffer.byteCount)
+        }
+    }
+}
