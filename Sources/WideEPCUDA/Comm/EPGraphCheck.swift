@@ -93,7 +93,7 @@ public final class EPGraphCheck {
             }
             var bad = try verifyReceived(tokens: tokens, fp8: fp8, all: all)
             let got = try h.out.download(ep.gpu, count: n)
-            bad += verifyCombined(got, tokens: tokens, fp8: fp8, mine: all[me])
+            bad += all[me].combineMismatches(got, tokens: tokens, shape: ep.shape, fp8: fp8, limit: 5)
             if let i = (0..<n).first(where: { got[$0] != eager[$0] }) {
                 bad.append("combined element \(i) is \(BF16Bits.toFloat(got[i])) in the graph, \(BF16Bits.toFloat(eager[i])) eager")
             }
@@ -161,24 +161,6 @@ public final class EPGraphCheck {
                 if have.sorted(by: { $0.lexicographicallyPrecedes($1) }) != want {
                     bad.append("expert \(eg) from rank \(src) has entries \(have.prefix(4)), expected \(want.prefix(4))")
                 }
-            }
-        }
-        return bad
-    }
-
-    /// `out[t] = Σ_k w[t,k] · f(e) · x[t]` within bf16 rounding (the harness's tolerance).
-    func verifyCombined(_ got: [UInt16], tokens: Int, fp8: Bool, mine: EPTestData) -> [String] {
-        let s = ep.shape, h = s.hidden
-        var bad: [String] = []
-        for t in 0..<tokens where bad.count < 5 {
-            var acc = [Float](repeating: 0, count: h)
-            for k in 0..<s.topK {
-                let e = Int(mine.topk[t * s.topK + k]), w = mine.weights[t * s.topK + k]
-                let y = mine.expertOutput(t, shape: s, fp8: fp8, factor: Float(1 + e % 7))
-                for i in 0..<h { acc[i] += w * y[i] }
-            }
-            if let i = (0..<h).first(where: { !EPHarness.close(BF16Bits.toFloat(got[t * h + $0]), acc[$0]) }) {
-                bad.append("combined token \(t) channel \(i) is \(BF16Bits.toFloat(got[t * h + i])), expected \(acc[i])")
             }
         }
         return bad

@@ -156,17 +156,30 @@ public final class EPHarness {
                                  out: out.pointer)
         try ep.checkHealth()
         let got = try out.download(ep.gpu, count: tokens * h)
-        for t in 0..<tokens where failures.count < 10 {
+        let room = max(0, 10 - failures.count)
+        failures += mine.combineMismatches(got, tokens: tokens, shape: s, fp8: fp8, limit: room)
+            .map { "rank \(me): low-latency \($0)" }
+        return failures
+    }
+}
+
+extension EPTestData {
+    /// Tokens whose combined output differs from `out[t] = Σ_k w[t,k] · f(e) · x[t]` beyond bf16 rounding (the stand-in
+    /// expert scales row x by f(e) = 1 + e mod 7), one line each, at most `limit`.
+    func combineMismatches(_ got: [UInt16], tokens: Int, shape s: EPShape, fp8: Bool, limit: Int) -> [String] {
+        let h = s.hidden
+        var bad: [String] = []
+        for t in 0..<tokens where bad.count < limit {
             var acc = [Float](repeating: 0, count: h)
             for k in 0..<s.topK {
-                let e = Int(mine.topk[t * s.topK + k]), w = mine.weights[t * s.topK + k]
-                let y = mine.expertOutput(t, shape: s, fp8: fp8, factor: Float(1 + e % 7))
+                let e = Int(topk[t * s.topK + k]), w = weights[t * s.topK + k]
+                let y = expertOutput(t, shape: s, fp8: fp8, factor: Float(1 + e % 7))
                 for i in 0..<h { acc[i] += w * y[i] }
             }
-            if let i = (0..<h).first(where: { !Self.close(BF16Bits.toFloat(got[t * h + $0]), acc[$0]) }) {
-                failures.append("rank \(me): low-latency token \(t) channel \(i) is \(BF16Bits.toFloat(got[t * h + i])), expected \(acc[i])")
+            if let i = (0..<h).first(where: { !EPHarness.close(BF16Bits.toFloat(got[t * h + $0]), acc[$0]) }) {
+                bad.append("combined token \(t) channel \(i) is \(BF16Bits.toFloat(got[t * h + i])), expected \(acc[i])")
             }
         }
-        return failures
+        return bad
     }
 }
