@@ -32,10 +32,7 @@ public struct IPCSymbols: @unchecked Sendable {
     public static func load() throws -> IPCSymbols { try cached.get() }
 
     private static let cached: Result<IPCSymbols, Error> = Result {
-        let driver = try CUDA.driver()
-        let (lib, loc) = LibraryLoader.open(LibraryLoader.cuda)
-        guard let lib else { throw CUDAError.libraryNotFound(library: "libcuda.so.1", tried: loc.tried) }
-        return try IPCSymbols(lib, driver: driver)
+        try IPCSymbols(try openDriverLibrary(), driver: try CUDA.driver())
     }
 
     init(_ lib: SharedLibrary, driver: DriverAPI) throws {
@@ -77,4 +74,11 @@ public struct IPCSymbols: @unchecked Sendable {
     public func closeHandle(_ pointer: CUdeviceptr) throws {
         try driver.check(cuIpcCloseMemHandle(pointer), "cuIpcCloseMemHandle")
     }
+}
+
+/// libcuda opened again for the symbols the shared driver table does not bind (IPC, graphs), in the discovery order.
+func openDriverLibrary() throws -> SharedLibrary {
+    let (lib, loc) = LibraryLoader.open(LibraryLoader.cuda)
+    guard let lib else { throw CUDAError.libraryNotFound(library: "libcuda.so.1", tried: loc.tried) }
+    return lib
 }

@@ -27,10 +27,7 @@ public struct GraphSymbols: @unchecked Sendable {
     public static func load() throws -> GraphSymbols { try cached.get() }
 
     private static let cached: Result<GraphSymbols, Error> = Result {
-        let driver = try CUDA.driver()
-        let (lib, loc) = LibraryLoader.open(LibraryLoader.cuda)
-        guard let lib else { throw CUDAError.libraryNotFound(library: "libcuda.so.1", tried: loc.tried) }
-        return try GraphSymbols(lib, driver: driver)
+        try GraphSymbols(try openDriverLibrary(), driver: try CUDA.driver())
     }
 
     init(_ lib: SharedLibrary, driver: DriverAPI) throws {
