@@ -52,6 +52,10 @@ public struct DriverAPI: @unchecked Sendable {
         CUhandle?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUhandle?,
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> Status
+    /// Page-locks an existing host range (`cuMemHostRegister_v2`): pointer, bytes, `CU_MEMHOSTREGISTER_*` flags.
+    public let cuMemHostRegister: @convention(c) (UnsafeMutableRawPointer?, Int, UInt32) -> Status
+    /// Undoes `cuMemHostRegister` for the range starting at the pointer.
+    public let cuMemHostUnregister: @convention(c) (UnsafeMutableRawPointer?) -> Status
 
     init(_ lib: SharedLibrary) throws {
         cuInit = try lib.function("cuInit")
@@ -95,6 +99,8 @@ public struct DriverAPI: @unchecked Sendable {
         cuModuleGetFunction = try lib.function("cuModuleGetFunction")
         cuFuncSetAttribute = try lib.function("cuFuncSetAttribute")
         cuLaunchKernel = try lib.function("cuLaunchKernel")
+        cuMemHostRegister = try lib.function("cuMemHostRegister_v2", "cuMemHostRegister")
+        cuMemHostUnregister = try lib.function("cuMemHostUnregister")
     }
 
     /// "CUDA_ERROR_OUT_OF_MEMORY: out of memory" for a status code.
@@ -149,4 +155,6 @@ public enum CUAttribute {
     public static let eventDisableTiming: UInt32 = 2
     /// `CU_MEMHOSTALLOC_PORTABLE`.
     public static let hostAllocPortable: UInt32 = 1
+    /// `CU_MEMHOSTREGISTER_PORTABLE`: the registration counts for every context.
+    public static let hostRegisterPortable: UInt32 = 1
 }

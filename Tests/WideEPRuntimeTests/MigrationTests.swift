@@ -6,10 +6,12 @@ import WideEPCore
 import WideEPRuntime
 import WideEPTestSupport
 
+/// Layer-wise migration: copies start after a layer's forward, the new placement is active from the next step, and
+/// outputs stay equal to the dense reference through it all.
 @Suite struct MigrationTests {
     static let config = MoEConfig(
         name: "tiny", numExperts: 8, topK: 3, numGroups: 4, topKGroup: 2, numShared: 1, hiddenSize: 16,
-        moeIntermediateSize: 8, numMoELayers: 2, routedScalingFactor: 2.5, scoring: .sigmoid, hasCorrectionBias: true)
+        moeIntermediateSize: 8, numMoELayers: 3, routedScalingFactor: 2.5, scoring: .sigmoid, hasCorrectionBias: true)
 
     static func makeEngine(ranks: Int, slotsPerRank: Int, seed: UInt64) throws -> Engine<CPUBackend> {
         let backend = try CPUBackend(options: BackendOptions(numRanks: ranks, workerThreads: 2))
@@ -38,69 +40,121 @@ import WideEPTestSupport
         (0..<ranks).map { _ in (0..<(tokens * config.hiddenSize)).map { _ in Float.random(in: -1.7...1.7, using: &g) } }
     }
 
-    @Test func outputsStayEqualToReferenceAcrossManyRebalances() throws {
-        let ranks = 4, spr = 3
-        let engine = try Self.makeEngine(ranks: ranks, slotsPerRank: spr, seed: 5)
-        let migrator = WeightMigrator(engine: engine, layerUpdatesPerStep: 1)
-        var g = SplitMix64(seed: 99)
-        var rebalances = 0, moved = 0, worst = 0.0, stale = 0
-        for step in 0..<110 {
-            // A fresh random target every step: each step migrates one layer while the other serves.
-            let targets = try (0..<2).map { _ in
-                try EPHarness.randomPlacement(numExperts: 8, numRanks: ranks, slotsPerRank: spr, using: &g)
+    /// Slots whose buffer does not hold the store's weights of the expert the active placement puts there.
+    static func slotsDisagreeingWithStore(_ engine: Engine<CPUBackend>) throws -> Int {
+        var bad = 0
+        for (l, p) in engine.placements.enumerated() {
+            let w = engine.store[l]
+            for (i, rank) in engine.backend.localRanks.enumerated() {
+                let layer = engine.layers[l][i], k = layer.kernels
+                var w13 = [Float](repeating: 0, count: p.slotsPerRank * w.w13PerExpert)
+                try w13.withUnsafeMutableBytes { try k.download(layer.slots.w13, offset: 0, into: $0) }
+                for (s, e) in p.slots(ofRank: rank).enumerated() {
+                    let got = w13[(s * w.w13PerExpert)..<((s + 1) * w.w13PerExpert)]
+                    if !got.elementsEqual(w.w13[w.w13Range(expert: Int(e))]) { bad += 1 }
+                }
             }
-            try migrator.setTargets(targets)
-            rebalances += 1
-            let staged = migrator.stage()
-            #expect(staged.count == 1, "step \(step)")
-            let offsets = (0..<2).map { _ in (0..<8).map { _ in Float.random(in: -1...1, using: &g) } }
-            let result = try engine.step(
-                hidden: Self.hidden(ranks: ranks, tokens: 5, &g), logitOffsets: offsets, staged: staged, capture: true)
-            try migrator.finish()
-            for (l, s) in staged { #expect(engine.placements[l] == s.placement) }
-            worst = max(worst, Self.worstError(engine, result, offsets: offsets))
-            stale += result.layers.reduce(0) { $0 + $1.staleSlots }
-            moved = migrator.slotsMoved
         }
-        #expect(rebalances >= 100)
-        #expect(moved > 100)
-        #expect(stale == 0)
-        #expect(worst <= 1e-5)
+        return bad
     }
 
-    @Test func migrationNeverExposesAHalfUpdatedLayer() throws {
-        let ranks = 3, spr = 4
-        let engine = try Self.makeEngine(ranks: ranks, slotsPerRank: spr, seed: 8)
-        let migrator = WeightMigrator(engine: engine, layerUpdatesPerStep: 2)
-        // Slow copies: the rank threads reach the layer while its copy job is still writing slots.
+    /// ≥ 100 rebalances under the layer-wise schedule, with copies slowed so they really overlap later layers and
+    /// the next step: every output equals the dense reference, no forward sees a stale slot, the slot buffers end
+    /// holding the final placement's weights.
+    @Test(arguments: [(2, 5, 1), (3, 4, 2), (4, 3, 1), (4, 3, 2)])
+    func outputsStayEqualToReferenceAcrossManyRebalances(ranks: Int, slotsPerRank spr: Int, updates: Int) throws {
+        let nl = Self.config.numMoELayers
+        let engine = try Self.makeEngine(ranks: ranks, slotsPerRank: spr, seed: 5 &+ UInt64(ranks * 10 + updates))
+        let migrator = WeightMigrator(engine: engine, layerUpdatesPerStep: updates)
         let copied = Counter()
         migrator.afterSlotCopy = { _, _ in
             copied.increment()
-            usleep(2000)
+            usleep(150)
         }
-        var g = SplitMix64(seed: 1)
-        var worst = 0.0, stale = 0
-        for _ in 0..<12 {
-            let targets = try (0..<2).map { _ in
-                try EPHarness.randomPlacement(numExperts: 8, numRanks: ranks, slotsPerRank: spr, using: &g)
+        var g = SplitMix64(seed: 99 &+ UInt64(ranks))
+        var targets = engine.placements
+        var rebalances = 0, worst = 0.0, stale = 0
+        for step in 0..<110 {
+            // A new plan for `updates` layers every step, rotating over the layers.
+            for j in 0..<updates {
+                targets[(step * updates + j) % nl] = try EPHarness.randomPlacement(
+                    numExperts: 8, numRanks: ranks, slotsPerRank: spr, using: &g)
             }
             try migrator.setTargets(targets)
-            let staged = migrator.stage()
+            let before = engine.placements
+            let started = migrator.beginStep()
+            #expect(!started.isEmpty && started.count <= updates, "step \(step)")
+            // The step still runs every migrating layer with its old placement.
+            for l in started { #expect(engine.placements[l] == before[l]) }
+            let offsets = (0..<nl).map { _ in (0..<8).map { _ in Float.random(in: -1...1, using: &g) } }
             let result = try engine.step(
-                hidden: Self.hidden(ranks: ranks, tokens: 6, &g), logitOffsets: nil, staged: staged, capture: true)
-            try migrator.finish()
-            worst = max(worst, Self.worstError(engine, result, offsets: nil))
+                hidden: Self.hidden(ranks: ranks, tokens: 5, &g), logitOffsets: offsets, hooks: migrator,
+                capture: true)
+            try migrator.endStep()
+            for l in started {
+                #expect(engine.placements[l] == targets[l])
+                if engine.placements[l] != before[l] { rebalances += 1 }
+            }
+            worst = max(worst, Self.worstError(engine, result, offsets: offsets))
             stale += result.layers.reduce(0) { $0 + $1.staleSlots }
         }
+        try migrator.waitForCopies()
+        #expect(rebalances >= 100)
         #expect(copied.value == migrator.slotsMoved)
-        #expect(copied.value > 0)
+        #expect(migrator.slotsMoved > 100)
+        #expect(migrator.copyJobs > 0)
         #expect(stale == 0)
         #expect(worst <= 1e-5)
+        #expect(try Self.slotsDisagreeingWithStore(engine) == 0)
+    }
+
+    @Test func onlyTheLayerWhoseCopyIsUnfinishedWaits() throws {
+        let ranks = 2, spr = 5
+        let engine = try Self.makeEngine(ranks: ranks, slotsPerRank: spr, seed: 13)
+        let migrator = WeightMigrator(engine: engine, layerUpdatesPerStep: 2)
+        var g = SplitMix64(seed: 7)
+        func retarget(_ layer: Int) throws {
+            var t = migrator.targets
+            while t[layer] == engine.placements[layer] {
+                t[layer] = try EPHarness.randomPlacement(numExperts: 8, numRanks: ranks, slotsPerRank: spr, using: &g)
+            }
+            try migrator.setTargets(t)
+        }
+        func step() throws -> EngineStepResult {
+            migrator.beginStep()
+            let r = try engine.step(hidden: Self.hidden(ranks: ranks, tokens: 6, &g), logitOffsets: nil,
+                                    hooks: migrator, capture: true)
+            try migrator.endStep()
+            #expect(Self.worstError(engine, r, offsets: nil) <= 1e-5)
+            #expect(r.layers.allSatisfy { $0.staleSlots == 0 })
+            return r
+        }
+        // Layer 1's copy cannot finish until a forward of layer 1 is blocked on it: the next step must wait there.
+        let gate = Latch()
+        migrator.afterSlotCopy = { layer, _ in if layer == 1 { gate.wait() } }
+        migrator.willWaitForCopy = { layer, _ in if layer == 1 { gate.open() } }
+        try retarget(1)
+        let first = try step()
+        #expect(first.copyWaitCount == 0)
+        let second = try step()
+        #expect(second.layerCopyWaits[1] > 0)
+        #expect(second.layerCopyWaits[0] == 0 && second.layerCopyWaits[2] == 0)
+        #expect(second.copyWaitCount >= 1 && second.copyWaitCount <= ranks)
+        // A copy that landed before the layer's next forward costs that forward nothing.
+        migrator.afterSlotCopy = nil
+        try retarget(2)
+        let third = try step()
+        try migrator.waitForCopies()
+        let fourth = try step()
+        #expect(third.copyWaitCount == 0 && fourth.copyWaitCount == 0)
+        #expect(fourth.layerCopyWaits.allSatisfy { $0 == 0 })
+        #expect(migrator.pendingLayers.isEmpty)
+        #expect(try Self.slotsDisagreeingWithStore(engine) == 0)
     }
 
     @Test func publishingBeforeTheCopiesIsDetectedAndWrong() throws {
-        // The negative control for the test above: a placement published without copying its slots is seen as
-        // stale by the forward, and its output differs from the reference.
+        // The negative control: a placement made active without copying its slots is seen as stale by the forward,
+        // and its output differs from the reference.
         let ranks = 2, spr = 5
         let engine = try Self.makeEngine(ranks: ranks, slotsPerRank: spr, seed: 3)
         var g = SplitMix64(seed: 4)
@@ -108,10 +162,8 @@ import WideEPTestSupport
         while target == engine.placements[0] {
             target = try EPHarness.randomPlacement(numExperts: 8, numRanks: ranks, slotsPerRank: spr, using: &g)
         }
-        let done = DispatchGroup()
-        let result = try engine.step(
-            hidden: Self.hidden(ranks: ranks, tokens: 16, &g), logitOffsets: nil,
-            staged: [0: StagedLayer(placement: target, ready: done)], capture: true)
+        engine.commit(layer: 0, placement: target)
+        let result = try engine.step(hidden: Self.hidden(ranks: ranks, tokens: 16, &g), logitOffsets: nil, capture: true)
         #expect(result.layers[0].staleSlots > 0)
         #expect(result.layers[1].staleSlots == 0)
         #expect(Self.worstError(engine, result, offsets: nil) > 1e-3)
@@ -123,4 +175,12 @@ final class Counter: @unchecked Sendable {
     private let l = NSLock()
     func increment() { l.lock(); n += 1; l.unlock() }
     var value: Int { l.lock(); defer { l.unlock() }; return n }
+}
+
+/// A one-shot gate: `wait` blocks until `open` was called (then never again).
+final class Latch: @unchecked Sendable {
+    private let c = NSCondition()
+    private var isOpen = false
+    func open() { c.lock(); isOpen = true; c.broadcast(); c.unlock() }
+    func wait() { c.lock(); while !isOpen { c.wait() }; c.unlock() }
 }

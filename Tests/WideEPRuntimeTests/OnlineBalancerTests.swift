@@ -91,5 +91,55 @@ import WideEPWorkload
         #expect(results[.off]!.rebalances == 0)
         #expect(results[.online]!.rebalances >= 3)
         #expect(results[.online]!.imbalanceMean < results[.off]!.imbalanceMean)
+        // Every step but the first and the 9 verification steps is classed steady or migrating.
+        for (mode, r) in results {
+            #expect(r.migration.steadySteps + r.migration.migratingSteps == 60 - 1 - 8, "\(mode)")
+        }
+        let off = results[.off]!.migration, online = results[.online]!
+        #expect(off.migratingSteps == 0 && off.copyJobs == 0 && off.copyWaits == 0 && off.bytesPerRebalance == 0)
+        #expect(off.steadyStepSeconds != nil && off.migratingToSteadyRatio == nil)
+        #expect(online.migration.migratingSteps > 0 && online.migration.copyJobs > 0)
+        #expect(online.migration.bytesPerRebalance == Double(online.bytesCopied) / Double(online.rebalances))
+        #expect(online.migration.maxLayerCopySeconds >= online.migration.meanLayerCopySeconds)
+        #expect(online.migration.pinnedHostBytes == 0)
+    }
+
+    /// Which layers migrate at which step, and to what, depends only on the counts and the step numbers — never on
+    /// how long copies take — so every process of a job applies the same placements at the same steps.
+    @Test func migrationDecisionsDoNotDependOnCopyTiming() throws {
+        let config = MoEConfig(
+            name: "small", numExperts: 12, topK: 2, numShared: 0, hiddenSize: 16, moeIntermediateSize: 8,
+            numMoELayers: 3)
+        let store = (0..<3).map { MoELayerWeights.random(config: config, seed: 30 &+ UInt64($0)) }
+        let request = try Self.request(ranks: 3, slots: 15)
+        let initial = try Planner.plan(loads: Array(repeating: [Double](repeating: 1, count: 12), count: 3),
+                                       request: request)
+        let traffic = TrafficOptions(steps: 40, tokensPerStep: 48, seed: 8, skew: 1.4, drift: 0.1, shiftEvery: 9)
+        var runs: [(placements: [[Placement]], report: RunReport, counts: [[[Double]]])] = []
+        for slow in [false, true] {
+            let backend = try CPUBackend(options: BackendOptions(numRanks: 3, workerThreads: 2))
+            let options = RunOptions(
+                steps: 40, tokensPerStep: 48,
+                balancer: BalancerOptions(mode: .online, rebalanceInterval: 2, imbalanceThreshold: 0.2,
+                                          layerUpdatesPerStep: 1, request: request),
+                verifyEvery: 3, verifyTolerance: 1e-5, seed: 2)
+            var placements: [[Placement]] = []
+            var g = SplitMix64(seed: 77)
+            let delays = (0..<4096).map { _ in UInt32.random(in: 0..<400, using: &g) }
+            let n = Counter()
+            let run = try ServingRun.run(
+                backend: backend, store: store, initial: initial,
+                workload: try RoutingWorkload(config: config, traffic: traffic), options: options,
+                afterStep: { _, p in placements.append(p) },
+                slotCopyHook: slow ? { _, _ in n.increment(); usleep(delays[n.value % delays.count]) } : nil)
+            #expect(run.report.verificationMismatches == 0 && run.report.staleSlotObservations == 0)
+            runs.append((placements, run.report, run.counts))
+        }
+        #expect(runs[0].report.rebalances >= 3)
+        #expect(runs[0].placements.count == 40)
+        #expect(runs[0].placements == runs[1].placements)
+        #expect(runs[0].counts == runs[1].counts)
+        #expect(runs[0].report.slotsMoved == runs[1].report.slotsMoved)
+        #expect(runs[0].report.rebalances == runs[1].report.rebalances)
     }
 }

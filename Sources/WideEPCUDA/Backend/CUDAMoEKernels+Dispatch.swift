@@ -124,7 +124,7 @@ extension CUDAMoEKernels {
         let si = dense.sharedIntermediate
         var gate: DeviceArray<Float>?
         if let g = dense.sharedGate {
-            let gv = try DeviceArray<Float>(gpu, count: tokens)
+            let gv = try scratchFloats("shared.gate", tokens)
             try gpu.gemmF32(x: hidden.devicePointer, ldx: h, w: g.devicePointer, ldw: h, y: gv.pointer, ldy: 1,
                             rows: tokens, outFeatures: 1, inFeatures: h, fastBF16: false)
             try gpu.launch(try fn("sigmoid_f32"), grid: ((tokens + 255) / 256, 1, 1), block: (256, 1, 1),
@@ -158,14 +158,8 @@ extension CUDAMoEKernels {
         w13: UnsafeBufferPointer<Float>, w2: UnsafeBufferPointer<Float>, into weights: SlotWeights<CUDABuffer>,
         localSlot: Int
     ) throws {
-        let (n13, n2) = try weights.checkSlotWrite(localSlot: localSlot, w13: w13.count, w2: w2.count)
         // Migration runs on its own thread and stream so the rank's compute stream is not serialised behind it.
-        try gpu.context.makeCurrent()
-        let api = gpu.context.api, s = copyStream.handle
-        try api.check(api.cuMemcpyHtoDAsync(weights.w13.address(localSlot * n13), w13.baseAddress, n13 * 4, s),
-                      "cuMemcpyHtoDAsync(slot W13)")
-        try api.check(api.cuMemcpyHtoDAsync(weights.w2.address(localSlot * n2), w2.baseAddress, n2 * 4, s),
-                      "cuMemcpyHtoDAsync(slot W2)")
+        try enqueueSlotWrite(w13: w13, w2: w2, into: weights, localSlot: localSlot)
         try copyStream.synchronize()
     }
 }

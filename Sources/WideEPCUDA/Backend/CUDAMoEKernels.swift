@@ -16,6 +16,7 @@ public final class CUDAMoEKernels: MoEKernels, @unchecked Sendable {
     public let gpu: GPU
     let copyStream: CUDAStream
     let cpu = CPUKernels(workers: 1)
+    let scratch = KernelScratch()
 
     public init(gpu: GPU) throws {
         self.gpu = gpu
@@ -94,7 +95,7 @@ public final class CUDAMoEKernels: MoEKernels, @unchecked Sendable {
     ) throws {
         guard tokens > 0 else { return }
         let e = config.numExperts, h = config.hiddenSize
-        let logits = try DeviceArray<Float>(gpu, count: tokens * e)
+        let logits = try scratchFloats("route.logits", tokens * e)
         try gpu.gemmF32(x: hidden.devicePointer, ldx: h, w: dense.router.devicePointer, ldw: h, y: logits.pointer, ldy: e,
                         rows: tokens, outFeatures: e, inFeatures: h, fastBF16: false)
         if let off = logitOffset {
@@ -103,14 +104,14 @@ public final class CUDAMoEKernels: MoEKernels, @unchecked Sendable {
                            name: "add_row_offset_f32")
         }
         let bias = try dense.correctionBias.map { b -> DeviceArray<Float> in
-            let d = try DeviceArray<Float>(gpu, count: e)
+            let d = try scratchFloats("route.bias", e)
             try gpu.context.api.check(
                 gpu.context.api.cuMemcpyDtoDAsync(d.pointer, b.devicePointer, e * 4, gpu.stream.handle), "copy bias")
             return d
         }
         let k = CUDAKernels(gpu: gpu, config: config)
-        let ex = try DeviceArray<Int32>(gpu, count: tokens * config.topK)
-        let w = try DeviceArray<Float>(gpu, count: tokens * config.topK)
+        let ex = try scratchInts("route.experts", tokens * config.topK)
+        let w = try scratchFloats("route.weights", tokens * config.topK)
         try k.route(logits: logits, bias: config.hasCorrectionBias ? bias : nil, tokens: tokens, experts: ex, weights: w)
         let api = gpu.context.api, n = tokens * config.topK * 4
         try api.check(api.cuMemcpyDtoDAsync(experts.devicePointer, ex.pointer, n, gpu.stream.handle), "copy experts")
@@ -135,10 +136,10 @@ public final class CUDAMoEKernels: MoEKernels, @unchecked Sendable {
         // follow replicaSlots order.
         let q = p.replicaSlots.map { Int(split.quotas[Int($0)]) }
         let t = SlotMapReference.tables(quotas: q, placement: p)
-        let tables = try SlotTables(gpu: gpu, placement: p)
+        let tables = try slotTables(p)
         try tables.update(gpu: gpu, quotaStart: t.quotaStart, slotRowStart: [Int32](repeating: -1, count: p.numSlots),
                           rankOffset: split.rankOffsets)
-        let position = try DeviceArray<Int32>(gpu, count: max(n, 1))
+        let position = try scratchInts("map.position", max(n, 1))
         let f = try gpu.kernels.function(
             KernelKey(name: "layout.cu", source: LayoutSource.source, defines: ["NK": "\(topK)"],
                       architecture: gpu.architecture), "map_slots")

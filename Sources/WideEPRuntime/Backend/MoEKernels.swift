@@ -103,4 +103,46 @@ public protocol MoEKernels: AnyObject {
     func writeSlot(
         w13: UnsafeBufferPointer<Float>, w2: UnsafeBufferPointer<Float>, into weights: SlotWeights<Buffer>,
         localSlot: Int) throws
+
+    // MARK: Layer-wise migration (defaults suit backends whose methods finish before returning, like the CPU)
+
+    /// Rank thread, right after a forward that read `weights`: a marker of every slot read issued so far, which the
+    /// migration thread hands to `beginSlotWrites` so the rewrites of those slots start only after the reads
+    /// finished (CUDA: an event recorded on the compute stream). nil when the reads are done on return.
+    func markSlotReads(_ weights: SlotWeights<Buffer>) throws -> AnyObject?
+    /// Migration thread: makes the slot writes issued next wait for `readsDone` (CUDA: the copy stream waits on
+    /// the event, on the device, so the host does not block).
+    func beginSlotWrites(after readsDone: AnyObject?) throws
+    /// Migration thread: `writeSlot`, except that it may return before the copy lands (CUDA: queued on the copy
+    /// stream); `finishSlotWrites` completes it. The source must stay alive and unchanged until then.
+    func enqueueSlotWrite(
+        w13: UnsafeBufferPointer<Float>, w2: UnsafeBufferPointer<Float>, into weights: SlotWeights<Buffer>,
+        localSlot: Int) throws
+    /// Migration thread: returns once every slot write enqueued so far has landed (CUDA: records a "copied" event
+    /// on the copy stream and waits for it), with a marker the compute stream can wait on (nil when none is needed).
+    func finishSlotWrites() throws -> AnyObject?
+    /// Rank thread, before the next forward that reads the rewritten slots: orders later compute after the
+    /// `copied` marker of `finishSlotWrites` (CUDA: the compute stream waits on the event, on the device).
+    func orderAfterSlotWrites(_ copied: AnyObject?) throws
+    /// Page-locks host memory `region` (the expert store) so slot writes from it run asynchronously at full copy
+    /// bandwidth; returns false when the backend does not or cannot (the writes then still work, from pageable
+    /// memory). Undo with `unpinHostMemory` before the memory is freed.
+    func pinHostMemory(_ region: UnsafeRawBufferPointer) -> Bool
+    /// Undoes a successful `pinHostMemory(region)`.
+    func unpinHostMemory(_ region: UnsafeRawBufferPointer)
+}
+
+extension MoEKernels {
+    public func markSlotReads(_ weights: SlotWeights<Buffer>) throws -> AnyObject? { nil }
+    public func beginSlotWrites(after readsDone: AnyObject?) throws {}
+    public func enqueueSlotWrite(
+        w13: UnsafeBufferPointer<Float>, w2: UnsafeBufferPointer<Float>, into weights: SlotWeights<Buffer>,
+        localSlot: Int
+    ) throws {
+        try writeSlot(w13: w13, w2: w2, into: weights, localSlot: localSlot)
+    }
+    public func finishSlotWrites() throws -> AnyObject? { nil }
+    public func orderAfterSlotWrites(_ copied: AnyObject?) throws {}
+    public func pinHostMemory(_ region: UnsafeRawBufferPointer) -> Bool { false }
+    public func unpinHostMemory(_ region: UnsafeRawBufferPointer) {}
 }

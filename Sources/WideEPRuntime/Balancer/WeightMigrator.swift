@@ -2,36 +2,47 @@ import Dispatch
 import Foundation
 import WideEPCore
 
-/// Applies new placements to an engine, `layerUpdatesPerStep` layers per step, while serving continues.
+/// Applies new placements to an engine in place, layer by layer, `layerUpdatesPerStep` layers per step, while
+/// serving continues.
 ///
-/// For each staged layer, a copy job on the migration thread rewrites the changed slots in place from the host
-/// expert store (`MoELayer.loadSlot`); the layer's forward in that step waits only for its own job, and the layer's
-/// placement becomes active (`Engine.commit`) as one unit once the step ends. A forward therefore always sees a
-/// placement whose slots are fully written: old placement before the job starts, new placement after it finished.
-public final class WeightMigrator<B: MoEBackend> {
+/// Schedule: `beginStep` (before step s) picks the layers to migrate — the lowest-indexed layers whose target differs
+/// from the active placement, so every rank and process picks the same ones. During step s, right after rank i's
+/// forward of such a layer l (`afterForward`), a copy job on rank i's migration lane rewrites rank i's own changed
+/// slots of l from the host expert store; on an asynchronous device the copies wait on the device for that forward's
+/// slot reads (`MoEKernels.markSlotReads` / `beginSlotWrites`). The job overlaps layers l+1… of step s and 0…l−1 of
+/// step s+1. `endStep` makes the layer's new placement active for step s+1 (`Engine.commit`) on every rank without
+/// waiting; rank i's next forward of l waits (`beforeForward`) only if rank i's own copies of l have not landed.
+/// A forward therefore sees the old placement with the old weights or the new placement with the new weights,
+/// never a mix, and slot buffers never move.
+public final class WeightMigrator<B: MoEBackend>: LayerForwardHooks {
     /// The engine whose slots are rewritten.
     public let engine: Engine<B>
     /// Layers migrated per step (≥ 1).
     public var layerUpdatesPerStep: Int
     /// Target placement per layer [L] (the active one when nothing is pending).
     public private(set) var targets: [Placement]
-    /// Slot rewrites done so far.
+    /// Slot rewrites scheduled so far, over all ranks of the group (the same number in every process).
     public private(set) var slotsMoved = 0
-    /// Bytes written into slot buffers so far (float32 weights).
+    /// Bytes written into slot buffers so far over all ranks of the group (float32 W13 + W2 per rewritten slot).
     public private(set) var bytesCopied = 0
-    /// Seconds the copy jobs ran, summed.
-    public var copySeconds: Double { stats.seconds }
-    /// Test hook: called inside each copy job after each slot is written (e.g. to slow copies down).
+    /// Layers migrating in the open step (between `beginStep` and `endStep`) and their new placements.
+    public private(set) var migrating: [Int: Placement] = [:]
+    /// Test hook: called on the migration lane after each slot write is issued, with the layer and global slot.
     public var afterSlotCopy: ((_ layer: Int, _ slot: Int) -> Void)?
+    /// Test hook: called on the rank's thread when a forward finds its layer's copies unfinished, just before it
+    /// blocks on them.
+    public var willWaitForCopy: ((_ layer: Int, _ rankIndex: Int) -> Void)?
 
-    private let queue = DispatchQueue(label: "wide-ep.migration")
+    private let lanes: [CopyLane]
+    /// Per migrating layer, per local rank: the rank's own slot changes.
+    private var changes: [Int: [[SlotChange]]] = [:]
     private let stats = CopyStats()
-    private var inFlight: [Int: StagedLayer] = [:]
 
     public init(engine: Engine<B>, layerUpdatesPerStep: Int) {
         self.engine = engine
         self.layerUpdatesPerStep = max(1, layerUpdatesPerStep)
         targets = engine.placements
+        lanes = engine.backend.localRanks.map { CopyLane(label: "wide-ep.migration.rank\($0)") }
     }
 
     /// Layers whose target differs from the active placement.
@@ -47,79 +58,112 @@ public final class WeightMigrator<B: MoEBackend> {
         targets = new
     }
 
-    /// Starts the copy jobs of up to `layerUpdatesPerStep` pending layers and returns them for `Engine.step`.
-    public func stage() -> [Int: StagedLayer] {
-        precondition(inFlight.isEmpty, "stage() called twice without finish()")
-        let bytesPerSlot = engine.store[0].w13PerExpert * 4 + engine.store[0].w2PerExpert * 4
+    /// Whether some copy job started in an earlier step has not landed yet (a timing observation, for reports).
+    public var copiesInFlight: Bool { lanes.contains { $0.hasUnfinished } }
+
+    /// Copy jobs run so far (one per migrating layer and local rank with changed slots).
+    public var copyJobs: Int { stats.jobs }
+    /// Wall seconds of the copy jobs, summed (each from its first slot write until its writes landed).
+    public var copySeconds: Double { stats.seconds }
+    /// The longest single copy job, seconds.
+    public var maxCopySeconds: Double { stats.maxSeconds }
+
+    /// Opens a step: picks up to `layerUpdatesPerStep` pending layers (lowest index first) to migrate in it and
+    /// returns them. Their copies start after their forward in this step; `endStep` makes them active.
+    @discardableResult
+    public func beginStep() -> [Int] {
+        precondition(migrating.isEmpty, "beginStep() called twice without endStep()")
+        let bytesPerSlot = (engine.store[0].w13PerExpert + engine.store[0].w2PerExpert) * 4
+        let ranks = engine.backend.localRanks
         for l in pendingLayers.prefix(layerUpdatesPerStep) {
             let old = engine.placements[l], new = targets[l]
             let changed = (0..<new.numSlots).filter { old.slotExpert[$0] != new.slotExpert[$0] }
-            let group = DispatchGroup()
-            group.enter()
-            let engine = self.engine, stats = self.stats, hook = afterSlotCopy
-            queue.async {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                do {
-                    for s in changed {
-                        let rank = new.rank(ofSlot: s)
-                        guard let i = engine.backend.localRanks.firstIndex(of: rank) else { continue }
-                        try engine.layers[l][i].loadSlot(
-                            s % new.slotsPerRank, expert: Int(new.slotExpert[s]), from: engine.store[l])
-                        hook?(l, s)
-                    }
-                } catch {
-                    stats.fail(error)
+            changes[l] = ranks.map { rank in
+                changed.filter { new.rank(ofSlot: $0) == rank }.map {
+                    SlotChange(local: $0 % new.slotsPerRank, global: $0, expert: Int(new.slotExpert[$0]))
                 }
-                stats.add(seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
-                group.leave()
             }
             slotsMoved += changed.count
             bytesCopied += changed.count * bytesPerSlot
-            inFlight[l] = StagedLayer(placement: new, ready: group)
+            migrating[l] = new
         }
-        return inFlight
+        return migrating.keys.sorted()
     }
 
-    /// After the step: waits for any unfinished job and makes each staged layer's placement active.
-    public func finish() throws {
-        for (l, s) in inFlight.sorted(by: { $0.key < $1.key }) {
-            s.ready.wait()
-            engine.commit(layer: l, placement: s.placement)
-        }
-        inFlight = [:]
+    /// Closes the step: makes each migrating layer's new placement active from the next step on, on every rank,
+    /// without waiting for its copies (the layer's next forward on each rank waits for that rank's own copies).
+    /// Rethrows a copy failure.
+    public func endStep() throws {
+        for (l, p) in migrating.sorted(by: { $0.key < $1.key }) { engine.commit(layer: l, placement: p) }
+        migrating = [:]
+        changes = [:]
         if let e = stats.takeError() { throw e }
+    }
+
+    /// Blocks until every copy job has landed (end of a run, tests) and rethrows a copy failure.
+    public func waitForCopies() throws {
+        for lane in lanes { lane.drain() }
+        if let e = stats.takeError() { throw e }
+    }
+
+    // MARK: LayerForwardHooks
+
+    public func beforeForward(layer: Int, rankIndex: Int) throws -> Double? {
+        guard let ticket = lanes[rankIndex].take(layer) else { return nil }
+        var waited: Double?
+        if ticket.group.wait(timeout: .now()) == .timedOut {
+            willWaitForCopy?(layer, rankIndex)
+            let t0 = monotonicSeconds()
+            ticket.group.wait()
+            waited = monotonicSeconds() - t0
+        }
+        if let e = ticket.error { throw e }
+        try engine.layers[layer][rankIndex].kernels.orderAfterSlotWrites(ticket.copied)
+        return waited
+    }
+
+    public func afterForward(layer l: Int, rankIndex i: Int) throws {
+        guard let mine = changes[l]?[i], !mine.isEmpty else { return }
+        let target = engine.layers[l][i], weights = engine.store[l], k = target.kernels
+        let readsDone = try k.markSlotReads(target.slots)
+        let ticket = CopyTicket()
+        ticket.group.enter()
+        lanes[i].put(l, ticket)
+        let stats = self.stats, hook = afterSlotCopy
+        lanes[i].queue.async {
+            let t0 = monotonicSeconds()
+            do {
+                try k.beginSlotWrites(after: readsDone)
+                try weights.w13.withUnsafeBufferPointer { a in
+                    try weights.w2.withUnsafeBufferPointer { b in
+                        for c in mine {
+                            let ra = weights.w13Range(expert: c.expert), rb = weights.w2Range(expert: c.expert)
+                            try k.enqueueSlotWrite(
+                                w13: UnsafeBufferPointer(rebasing: a[ra]), w2: UnsafeBufferPointer(rebasing: b[rb]),
+                                into: target.slots, localSlot: c.local)
+                            hook?(l, c.global)
+                        }
+                    }
+                }
+                ticket.copied = try k.finishSlotWrites()
+                // Recorded only once the writes landed, so a forward never sees a slot marked before it is written.
+                for c in mine { target.contents.set(c.local, Int32(c.expert)) }
+            } catch {
+                ticket.error = error
+                stats.fail(error)
+            }
+            stats.add(seconds: monotonicSeconds() - t0)
+            ticket.group.leave()
+        }
     }
 }
 
-/// Thread-safe copy-job totals.
-final class CopyStats: @unchecked Sendable {
-    private let lock = NSLock()
-    private var total = 0.0
-    private var error: Error?
-
-    var seconds: Double {
-        lock.lock()
-        defer { lock.unlock() }
-        return total
-    }
-
-    func add(seconds: Double) {
-        lock.lock()
-        total += seconds
-        lock.unlock()
-    }
-
-    func fail(_ e: Error) {
-        lock.lock()
-        if error == nil { error = e }
-        lock.unlock()
-    }
-
-    func takeError() -> Error? {
-        lock.lock()
-        defer { lock.unlock() }
-        let e = error
-        error = nil
-        return e
-    }
+/// One slot rewrite on one rank.
+struct SlotChange {
+    /// Local slot on the rank.
+    var local: Int
+    /// Global slot (for hooks and messages).
+    var global: Int
+    /// Expert it will hold.
+    var expert: Int
 }

@@ -9,6 +9,10 @@ public struct EngineStepResult {
     public var times: PhaseTimes
     /// Seconds ranks waited for an unfinished slot copy, summed over layers (max over ranks).
     public var copyWait: Double
+    /// Per layer [L]: seconds that layer's forward waited for its own unfinished slot copies (max over ranks).
+    public var layerCopyWaits: [Double]
+    /// Forwards (layer, local rank) that found their own slot copies unfinished and waited.
+    public var copyWaitCount: Int
     /// With `capture`: per layer [L] and local rank, the MoE input (normed) and output rows.
     public var captured: [[(input: [Float], output: [Float])]]?
     /// Final hidden states per local rank, [tokens_r × H].
@@ -20,16 +24,17 @@ extension Engine {
     ///
     /// - Parameters:
     ///   - logitOffsets: per layer [L][E] router-logit offsets (workload steering), or nil.
-    ///   - staged: layers whose new placement takes effect in this step; their forward waits for `ready`.
+    ///   - hooks: migration around each layer forward (`WeightMigrator`): waits for the layer's own unfinished
+    ///     copies before it, starts its copies after it. Every forward uses the active placement (`placements`).
     ///   - capture: keep each layer's MoE input and output for verification.
     public func step(
-        hidden: [[Float]], logitOffsets: [[Float]]?, staged: [Int: StagedLayer] = [:], capture: Bool = false
+        hidden: [[Float]], logitOffsets: [[Float]]?, hooks: LayerForwardHooks? = nil, capture: Bool = false
     ) throws -> EngineStepResult {
         let ranks = backend.localRanks, h = config.hiddenSize, nl = layers.count
         guard hidden.count == ranks.count else {
             throw PlacementError.invalidArgument("step needs inputs for \(ranks.count) local ranks, got \(hidden.count)")
         }
-        let stepPlacement = (0..<nl).map { staged[$0]?.placement ?? placements[$0] }
+        let stepPlacement = placements
         let box = StepBox(ranks: ranks.count, layers: nl)
         let this = self
         try backend.runRanks { rank in
@@ -50,13 +55,13 @@ extension Engine {
             let x = rb.x!, normed = rb.normed!, out = rb.out!
             try hidden[i].withUnsafeBytes { try k.upload($0, to: x, offset: 0) }
             var infos: [LayerStepInfo] = []
-            var wait = 0.0
+            var waits = [Double](repeating: 0, count: nl)
+            var waitCount = 0
             var caps: [(input: [Float], output: [Float])] = []
             for l in 0..<nl {
-                if let s = staged[l] {
-                    let w0 = monotonicSeconds()
-                    s.ready.wait()
-                    wait += monotonicSeconds() - w0
+                if let w = try hooks?.beforeForward(layer: l, rankIndex: i) {
+                    waits[l] = w
+                    waitCount += 1
                 }
                 var offset: Buffer?
                 if let o = logitOffsets?[l] {
@@ -67,6 +72,7 @@ extension Engine {
                 let info = try this.layers[l][i].forward(
                     hidden: normed, tokens: t, placement: stepPlacement[l], logitOffset: offset, output: out)
                 infos.append(info)
+                try hooks?.afterForward(layer: l, rankIndex: i)
                 if capture {
                     var a = [Float](repeating: 0, count: t * h), b = a
                     try a.withUnsafeMutableBytes { try k.download(normed, offset: 0, into: $0) }
@@ -77,7 +83,7 @@ extension Engine {
             }
             var final = [Float](repeating: 0, count: t * h)
             try final.withUnsafeMutableBytes { try k.download(x, offset: 0, into: $0) }
-            box.set(i, infos: infos, wait: wait, captured: caps, hidden: final)
+            box.set(i, infos: infos, waits: waits, waitCount: waitCount, captured: caps, hidden: final)
         }
         var times = PhaseTimes()
         for l in 0..<nl {
@@ -95,31 +101,37 @@ extension Engine {
         for l in 0..<nl { layerInfos[l].staleSlots = (0..<ranks.count).reduce(0) { $0 + box.infos[$1][l].staleSlots } }
         let captured: [[(input: [Float], output: [Float])]]? = capture
             ? (0..<nl).map { l in (0..<ranks.count).map { box.captured[$0][l] } } : nil
+        let layerWaits = (0..<nl).map { l in box.waits.reduce(0) { max($0, $1[l]) } }
         return EngineStepResult(
-            layers: layerInfos, times: times, copyWait: box.waits.max() ?? 0, captured: captured, hidden: box.hidden)
+            layers: layerInfos, times: times, copyWait: box.waits.map { $0.reduce(0, +) }.max() ?? 0,
+            layerCopyWaits: layerWaits, copyWaitCount: box.waitCounts.reduce(0, +), captured: captured,
+            hidden: box.hidden)
     }
 }
 
 /// Collects per-rank results from the rank threads.
 final class StepBox: @unchecked Sendable {
     var infos: [[LayerStepInfo]]
-    var waits: [Double]
+    var waits: [[Double]]
+    var waitCounts: [Int]
     var captured: [[(input: [Float], output: [Float])]]
     var hidden: [[Float]]
     private let lock = DispatchSemaphore(value: 1)
 
     init(ranks: Int, layers: Int) {
         infos = Array(repeating: [], count: ranks)
-        waits = Array(repeating: 0, count: ranks)
+        waits = Array(repeating: Array(repeating: 0, count: layers), count: ranks)
+        waitCounts = Array(repeating: 0, count: ranks)
         captured = Array(repeating: [], count: ranks)
         hidden = Array(repeating: [], count: ranks)
     }
 
-    func set(_ i: Int, infos: [LayerStepInfo], wait: Double, captured: [(input: [Float], output: [Float])],
-             hidden: [Float]) {
+    func set(_ i: Int, infos: [LayerStepInfo], waits: [Double], waitCount: Int,
+             captured: [(input: [Float], output: [Float])], hidden: [Float]) {
         lock.wait()
         self.infos[i] = infos
-        waits[i] = wait
+        self.waits[i] = waits
+        waitCounts[i] = waitCount
         self.captured[i] = captured
         self.hidden[i] = hidden
         lock.signal()

@@ -1,18 +1,14 @@
 import Dispatch
 import WideEPCore
 
-/// A layer whose new placement becomes visible in this step, once its slot copies (in flight on the migration
-/// thread) are done. The forward of that layer waits on `ready`; every other layer runs meanwhile.
-public struct StagedLayer {
-    /// The placement the layer uses from this step on.
-    public let placement: Placement
-    /// Left when the layer's copies have finished.
-    public let ready: DispatchGroup
-
-    public init(placement: Placement, ready: DispatchGroup) {
-        self.placement = placement
-        self.ready = ready
-    }
+/// What a step asks of the migrator around each layer forward, called on the rank's own thread
+/// (`WeightMigrator` implements it).
+public protocol LayerForwardHooks: AnyObject {
+    /// Before local rank `rankIndex`'s forward of `layer`: blocks until that layer's own slot copies on that rank
+    /// have landed. Returns the seconds it blocked, or nil when nothing was unfinished.
+    func beforeForward(layer: Int, rankIndex: Int) throws -> Double?
+    /// After the forward: may start rewriting that layer's slots on that rank.
+    func afterForward(layer: Int, rankIndex: Int) throws
 }
 
 /// The model: L MoE blocks (`x ← x + MoE(RMSNorm(x))`) over R ranks of one backend, with the host expert store and
@@ -27,7 +23,8 @@ public final class Engine<B: MoEBackend> {
     public let config: MoEConfig
     /// Host expert store, one per layer [L]; slot copies read from it.
     public let store: [MoELayerWeights]
-    /// Placement in use per layer [L]; changes only between steps (`commit`).
+    /// Placement in use per layer [L]; changes only between steps (`commit`), possibly while the layer's slot copies
+    /// are still in flight (its next forward waits for them through `LayerForwardHooks`).
     public private(set) var placements: [Placement]
     /// `layers[l][i]` is layer l on local rank `backend.localRanks[i]`.
     public let layers: [[Layer]]
@@ -35,6 +32,8 @@ public final class Engine<B: MoEBackend> {
     public var rmsEps: Float = 1e-6
 
     let rankBuffers: [RankBuffers<Buffer>]
+    /// Store arrays pinned by `init` (their storage never moves: the store is immutable and held by `store`).
+    private var pinnedRegions: [UnsafeRawBufferPointer] = []
 
     /// Builds every layer on every local rank and fills the slot buffers for `placements`.
     public init(backend: B, store: [MoELayerWeights], placements: [Placement], splitPolicy: SplitPolicy) throws {
@@ -55,7 +54,27 @@ public final class Engine<B: MoEBackend> {
         }
         layers = all
         rankBuffers = backend.localRanks.map { _ in RankBuffers() }
+        // The initial slot fill may be queued (CUDA copy stream): it lands before the first forward.
+        for r in backend.localRanks { _ = try backend.kernels(rank: r).finishSlotWrites() }
+        // Page-lock the host store once per process so migration copies are asynchronous DMA.
+        let k = backend.kernels(rank: backend.localRanks[0])
+        var pinned: [UnsafeRawBufferPointer] = []
+        for w in store {
+            for region in [w.w13.withUnsafeBytes { $0 }, w.w2.withUnsafeBytes { $0 }] where k.pinHostMemory(region) {
+                pinned.append(region)
+            }
+        }
+        pinnedRegions = pinned
     }
+
+    deinit {
+        let k = backend.kernels(rank: backend.localRanks[0])
+        for region in pinnedRegions { k.unpinHostMemory(region) }
+    }
+
+    /// Bytes of the host expert store page-locked for migration copies (0 when the backend copies from pageable
+    /// memory, e.g. the CPU backend).
+    public var pinnedHostBytes: Int { pinnedRegions.reduce(0) { $0 + $1.count } }
 
     /// Index of `rank` in `backend.localRanks`.
     func localIndex(_ rank: Int) -> Int { backend.localRanks.firstIndex(of: rank)! }

@@ -46,4 +46,6 @@ public struct RunReport: Sendable, Codable {
     public var staleSlotObservations: Int
     /// Phase times summed over steps and layers (slowest rank per phase), seconds.
     public var phases: PhaseTimes
+    /// Step time steady vs while migrating, copy waits and copy times.
+    public var migration: MigrationReport
 }

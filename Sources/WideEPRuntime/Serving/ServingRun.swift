@@ -56,6 +56,15 @@ public enum ServingRun {
     ///   - staticPlacementGiven: with `static`, `initial` came from a placement file and is kept as is.
     ///   - progress: called on the calling thread about every `progressInterval` seconds.
     ///   - beforeStep: called with the step index before each step (fault injection in tests).
+    ///   - afterStep: called with the step index and the active placements [L] after each step's boundary (the
+    ///     placements the next step uses).
+    ///   - slotCopyHook: test hook run on the migration lane after each slot write (`WeightMigrator.afterSlotCopy`).
+    ///
+    /// Migration is layer-wise (`WeightMigrator`): a migrating layer's copies start right after its forward, overlap
+    /// the following layers, and its new placement is active from the next step; only a forward whose own layer's
+    /// copies are unfinished waits. Step times are the engine step plus the migrator's step boundary (not the
+    /// harness's token generation or verification); steps that capture for verification and the first step (kernel
+    /// compilation, first-touch allocation) are left out of the steady/migrating means.
     ///
     /// When the backend drives only some ranks (one process per rank), every process must call this with the same
     /// arguments: each computes its own ranks' tokens, all make identical balancing decisions (they depend only on
@@ -64,7 +73,8 @@ public enum ServingRun {
     public static func run<B: MoEBackend>(
         backend: B, store: [MoELayerWeights], initial: [Placement], workload: RoutingWorkload, options: RunOptions,
         staticPlacementGiven: Bool = false, progressInterval: Double = 2, progress: (RunProgress) -> Void = { _ in },
-        beforeStep: (Int) throws -> Void = { _ in }
+        beforeStep: (Int) throws -> Void = { _ in }, afterStep: (Int, [Placement]) -> Void = { _, _ in },
+        slotCopyHook: ((_ layer: Int, _ slot: Int) -> Void)? = nil
     ) throws -> (report: RunReport, counts: [[[Double]]]) {
         guard options.steps >= 1 else { throw RunError.invalidOption(name: "steps", value: "\(options.steps)", expected: ">= 1") }
         guard options.tokensPerStep >= 1 else {
@@ -75,6 +85,7 @@ public enum ServingRun {
         let tolerance = max(options.verifyTolerance, backend.referenceTolerance)
         let engine = try Engine(backend: backend, store: store, placements: initial, splitPolicy: options.split)
         let migrator = WeightMigrator(engine: engine, layerUpdatesPerStep: options.balancer.layerUpdatesPerStep)
+        migrator.afterSlotCopy = slotCopyHook
         let balancer = OnlineBalancer(
             options: options.balancer, numLayers: nl, numExperts: config.numExperts,
             staticPlacementGiven: staticPlacementGiven)
@@ -88,7 +99,7 @@ public enum ServingRun {
         let ranks = backend.localRanks, r = backend.numRanks
         // Some ranks live in other processes: per-process results are combined with collectives.
         let distributed = ranks.count < r
-        var copySeconds = 0.0
+        var stepTimes = StepTimes()
         let start = monotonicSeconds()
         var lastProgress = start
         var tokensDone = 0
@@ -107,9 +118,18 @@ public enum ServingRun {
                 }
             }
             let verify = options.verifyEvery > 0 && step % options.verifyEvery == 0
-            let staged = migrator.stage()
-            let result = try engine.step(hidden: hidden, logitOffsets: offsets, staged: staged, capture: verify)
-            try migrator.finish()
+            let inFlight = migrator.copiesInFlight
+            let t0 = monotonicSeconds()
+            let started = migrator.beginStep()
+            let result = try engine.step(hidden: hidden, logitOffsets: offsets, hooks: migrator, capture: verify)
+            try migrator.endStep()
+            let stepSeconds = monotonicSeconds() - t0
+            afterStep(step, engine.placements)
+            if step > 0 && !verify {
+                stepTimes.add(stepSeconds, migrating: inFlight || !started.isEmpty || result.copyWaitCount > 0)
+            }
+            stepTimes.maxStepWait = max(stepTimes.maxStepWait, result.copyWait)
+            stepTimes.waits += result.copyWaitCount
             stall += result.copyWait
             phases = phases + result.times
             tokensDone += options.tokensPerStep
@@ -155,8 +175,14 @@ public enum ServingRun {
         }
         var seconds = monotonicSeconds() - start
         balancer.waitForIdle()
-        copySeconds = migrator.copySeconds
+        // The last steps' copies land before the report (and before the engine can go away).
+        try migrator.waitForCopies()
+        var copySeconds = migrator.copySeconds
+        var migration = stepTimes.summary(
+            copyJobs: migrator.copyJobs, copySeconds: copySeconds, maxCopySeconds: migrator.maxCopySeconds,
+            pinnedHostBytes: engine.pinnedHostBytes)
         if distributed {
+            migration = try migration.combined(over: backend)
             // Totals over processes: the slowest rank sets wall time and phase times; stale slots add up.
             let worst = try CrossRank.max(backend, [seconds, stall, copySeconds, phases.route,
                                                     phases.dispatch, phases.ffn, phases.combine])
@@ -177,7 +203,8 @@ public enum ServingRun {
             rebalances: rebalances, slotsMoved: migrator.slotsMoved, bytesCopied: migrator.bytesCopied,
             migrationSeconds: copySeconds, migrationStallSeconds: stall, verifications: verifications,
             verificationMismatches: mismatches, maxRelativeError: maxErr, staleSlotObservations: stale,
-            phases: phases)
+            phases: phases, migration: migration.with(
+                bytesPerRebalance: rebalances > 0 ? Double(migrator.bytesCopied) / Double(rebalances) : 0))
         return (report, counts)
     }
 }

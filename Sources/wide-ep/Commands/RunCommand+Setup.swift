@@ -99,6 +99,21 @@ enum RunSummary {
         add("slots moved") { "\($0.slotsMoved)" }
         add("bytes copied") { mb($0.bytesCopied) }
         add("migration time") { "\(f($0.migrationSeconds * 1000, 1)) ms (stalled \(f($0.migrationStallSeconds * 1000, 1)) ms)" }
+        func ms(_ x: Double?) -> String { x.map { f($0 * 1000, 2) } ?? "-" }
+        add("step time steady/migrating") { r in
+            let m = r.migration
+            let ratio = m.migratingToSteadyRatio.map { " (×\(f($0)))" } ?? ""
+            return "\(ms(m.steadyStepSeconds)) / \(ms(m.migratingStepSeconds)) ms\(ratio) [\(m.steadySteps)/\(m.migratingSteps) steps]"
+        }
+        add("layer copy mean/max") { r in
+            r.migration.copyJobs == 0 ? "-"
+                : "\(ms(r.migration.meanLayerCopySeconds)) / \(ms(r.migration.maxLayerCopySeconds)) ms (\(r.migration.copyJobs) jobs)"
+        }
+        add("copy wait max/step") { r in
+            "\(ms(r.migration.maxStepCopyWaitSeconds)) ms (\(r.migration.copyWaits) waits)"
+        }
+        add("bytes per rebalance") { mb(Int($0.migration.bytesPerRebalance)) }
+        add("pinned host store") { $0.migration.pinnedHostBytes > 0 ? mb($0.migration.pinnedHostBytes) : "no" }
         add("verification") { $0.verifications == 0 ? "off" : "\($0.verificationMismatches)/\($0.verifications) mismatches (max rel err \(String(format: "%.1e", $0.maxRelativeError)))" }
         add("time route/dispatch/ffn/combine") { r in
             let t = max(r.phases.total, 1e-12)

@@ -1,0 +1,118 @@
+import CUDADriver
+import WideEPCore
+import WideEPRuntime
+
+/// A CUDA event handed between the rank thread and the migration thread as a `MoEKernels` marker.
+final class StreamMarker: @unchecked Sendable {
+    /// The event (timing disabled: it only orders work).
+    let event: CUDAEvent
+
+    init(_ event: CUDAEvent) { self.event = event }
+}
+
+extension CUDAMoEKernels {
+    // MARK: Layer-wise migration
+
+    /// Records an event on the compute stream after the forward's slot reads (GEMMs on `weights`).
+    public func markSlotReads(_ weights: SlotWeights<CUDABuffer>) throws -> AnyObject? {
+        try gpu.context.makeCurrent()
+        let e = try CUDAEvent(context: gpu.context, timing: false)
+        try e.record(on: gpu.stream)
+        return StreamMarker(e)
+    }
+
+    /// The copy stream waits, on the device, for the compute stream's reads of the slots about to be rewritten.
+    public func beginSlotWrites(after readsDone: AnyObject?) throws {
+        guard let m = readsDone as? StreamMarker else { return }
+        try gpu.context.makeCurrent()
+        try copyStream.wait(m.event)
+    }
+
+    /// Queues one slot's W13 and W2 host-to-device copies on the copy stream (asynchronous from pinned memory).
+    public func enqueueSlotWrite(
+        w13: UnsafeBufferPointer<Float>, w2: UnsafeBufferPointer<Float>, into weights: SlotWeights<CUDABuffer>,
+        localSlot: Int
+    ) throws {
+        let (n13, n2) = try weights.checkSlotWrite(localSlot: localSlot, w13: w13.count, w2: w2.count)
+        try gpu.context.makeCurrent()
+        let api = gpu.context.api, s = copyStream.handle
+        try api.check(api.cuMemcpyHtoDAsync(weights.w13.address(localSlot * n13), w13.baseAddress, n13 * 4, s),
+                      "cuMemcpyHtoDAsync(slot W13)")
+        try api.check(api.cuMemcpyHtoDAsync(weights.w2.address(localSlot * n2), w2.baseAddress, n2 * 4, s),
+                      "cuMemcpyHtoDAsync(slot W2)")
+    }
+
+    /// Records a "copied" event on the copy stream and waits for it on the host (the migration thread), so the
+    /// copies have landed when it returns; the event also lets the compute stream order itself after them.
+    public func finishSlotWrites() throws -> AnyObject? {
+        try gpu.context.makeCurrent()
+        let e = try CUDAEvent(context: gpu.context, timing: false)
+        try e.record(on: copyStream)
+        try e.synchronize()
+        return StreamMarker(e)
+    }
+
+    /// The compute stream waits, on the device, for the layer's "copied" event.
+    public func orderAfterSlotWrites(_ copied: AnyObject?) throws {
+        guard let m = copied as? StreamMarker else { return }
+        try gpu.context.makeCurrent()
+        try gpu.stream.wait(m.event)
+    }
+
+    /// Page-locks `region` with `cuMemHostRegister` (portable), so slot copies from it are asynchronous DMA; false
+    /// when the driver refuses (e.g. a page already registered by a neighbouring array): copies then stage through
+    /// the driver's pinned buffers, slower but correct.
+    public func pinHostMemory(_ region: UnsafeRawBufferPointer) -> Bool {
+        guard let base = region.baseAddress, region.count > 0, (try? gpu.context.makeCurrent()) != nil else {
+            return false
+        }
+        let api = gpu.context.api
+        return api.cuMemHostRegister(UnsafeMutableRawPointer(mutating: base), region.count,
+                                     CUAttribute.hostRegisterPortable) == 0
+    }
+
+    /// Undoes `pinHostMemory`.
+    public func unpinHostMemory(_ region: UnsafeRawBufferPointer) {
+        guard let base = region.baseAddress, (try? gpu.context.makeCurrent()) != nil else { return }
+        _ = gpu.context.api.cuMemHostUnregister(UnsafeMutableRawPointer(mutating: base))
+    }
+
+    // MARK: Scratch reused across forwards
+
+    /// A float32 device array of at least `count` elements, kept for the next call with the same `name`. Reused,
+    /// not reallocated per forward: `cuMemFree` synchronizes the whole device, which would make the compute thread
+    /// wait for migration copies in flight on the copy stream.
+    func scratchFloats(_ name: String, _ count: Int) throws -> DeviceArray<Float> {
+        if let a = scratch.floats[name], a.count >= count { return a }
+        let a = try DeviceArray<Float>(gpu, count: max(count + count / 2, 1))
+        scratch.floats[name] = a
+        return a
+    }
+
+    /// An int32 device array of at least `count` elements (see `scratchFloats`).
+    func scratchInts(_ name: String, _ count: Int) throws -> DeviceArray<Int32> {
+        if let a = scratch.ints[name], a.count >= count { return a }
+        let a = try DeviceArray<Int32>(gpu, count: max(count + count / 2, 1))
+        scratch.ints[name] = a
+        return a
+    }
+
+    /// The slot-mapping tables of `placement`, uploaded once and kept (the per-batch parts are refilled by the
+    /// caller). At most `KernelScratch.maxTables` placements are kept; beyond that the cache starts over.
+    func slotTables(_ placement: Placement) throws -> SlotTables {
+        if let t = scratch.tables[placement] { return t }
+        if scratch.tables.count >= KernelScratch.maxTables { scratch.tables = [:] }
+        let t = try SlotTables(gpu: gpu, placement: placement)
+        scratch.tables[placement] = t
+        return t
+    }
+}
+
+/// Device scratch of one rank's kernels, touched only by the rank's thread.
+final class KernelScratch {
+    /// Placements whose slot tables are kept (two per layer covers a model migrating every layer).
+    static let maxTables = 256
+    var floats: [String: DeviceArray<Float>] = [:]
+    var ints: [String: DeviceArray<Int32>] = [:]
+    var tables: [Placement: SlotTables] = [:]
+}
