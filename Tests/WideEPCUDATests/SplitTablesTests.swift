@@ -21,13 +21,17 @@ struct SplitTablesTests {
             let pl = Self.randomPlacement(&rng, experts: 24, ranks: 4, slotsPerRank: 9)
             let t = try SplitTables(placement: pl)
             #expect(t.runStart.count == t.multiCount + 1 && t.runStart.first == 0)
+            var widest = 1
             for e in 0..<pl.numExperts {
                 let ranks = Set(pl.replicas(of: e).map { Int($0) / pl.slotsPerRank }).sorted()
+                widest = max(widest, ranks.count)
+                #expect(Int(t.expertHome[e]) == Int(pl.replicas(of: e).first!) / pl.slotsPerRank)
                 let m = Int(t.multiIndex[e])
                 if ranks.count < 2 { #expect(m == -1); continue }
                 #expect(t.multiExpert[m] == Int32(e))
                 let run = Int(t.runStart[m])..<Int(t.runStart[m + 1])
                 #expect(t.runRank[run].map(Int.init) == ranks)
+                #expect(t.runOwner[run].allSatisfy { Int($0) == m })
                 for i in run {
                     let rep = Int(t.runReplica[i])
                     #expect(rep >= Int(pl.replicaStart[e]) && rep < Int(pl.replicaStart[e + 1]))
@@ -37,13 +41,22 @@ struct SplitTablesTests {
                 }
             }
             #expect(t.multiExpert == t.multiExpert.sorted())
+            #expect(t.maxRanks == widest)
+            #expect(t.groupWidth >= max(2, widest) && t.groupWidth < 2 * max(2, widest))
+            // The rank lists invert the runs: rank r lists, ascending, exactly the multi experts with an entry on r.
+            #expect(t.rankStart.count == pl.numRanks + 1 && t.rankStart.last == Int32(t.runRank.count))
+            for r in 0..<pl.numRanks {
+                let listed = t.rankMulti[Int(t.rankStart[r])..<Int(t.rankStart[r + 1])].map(Int.init)
+                let expected = t.runRank.indices.filter { t.runRank[$0] == Int32(r) }.map { Int(t.runOwner[$0]) }
+                #expect(listed == expected.sorted())
+            }
         }
     }
 
     @Test func kernelShapedTwinMatchesCoreBalancedSplit() throws {
         var rng = SplitMix64(seed: 5)
         for (e, r, p) in [(64, 8, 9), (16, 4, 6), (40, 5, 10)] {
-            for _ in 0..<15 {
+            for trial in 0..<15 {
                 let pl = Self.randomPlacement(&rng, experts: e, ranks: r, slotsPerRank: p)
                 let t = try SplitTables(placement: pl)
                 var counts = [Int32](repeating: 0, count: e)
@@ -51,12 +64,71 @@ struct SplitTablesTests {
                     let u = rng.unitFloat() * rng.unitFloat()
                     counts[i] = Int32(Float(rng.next() % 1000) * u)
                 }
+                // Every fifth case leaves the batch empty apart from one expert.
+                if trial % 5 == 4 { counts = [Int32](repeating: 0, count: e) }
                 counts[Int(rng.next() % UInt64(e))] += 500
                 let got = SplitReference.quotas(counts: counts, tables: t, placement: pl)
                 let ref = ReplicaSplit.quotas(expertCounts: counts.map(Int.init), placement: pl, policy: .balanced)
                 #expect(SplitTables.slotQuotas(replicaQuotas: got, placement: pl).map(Int.init) == ref)
+                #expect(SplitCases.conservationErrors(replicaQuotas: got, counts: counts, placement: pl) == 0)
             }
         }
+    }
+
+    @Test func twinMatchesCoreOnDeepSeekShapesAtEP8EP32EP72() throws {
+        var rng = SplitMix64(seed: 23)
+        for (r, p) in [(8, 40), (32, 9), (72, 4)] {
+            for trial in 0..<4 {
+                let pl = try SplitCases.hotPlacement(experts: 256, ranks: r, slotsPerRank: p, sameRank: false, rng: &rng)
+                let t = try SplitTables(placement: pl)
+                let counts = SplitCases.skewedCounts(experts: 256, tokens: trial % 2 == 0 ? 4096 : 200, rng: &rng)
+                let got = SplitReference.solve(counts: counts, tables: t, placement: pl)
+                let ref = ReplicaSplit.quotas(expertCounts: counts.map(Int.init), placement: pl, policy: .balanced)
+                #expect(SplitTables.slotQuotas(replicaQuotas: got.quotas, placement: pl).map(Int.init) == ref)
+                #expect(got.levels <= got.steps && got.passes >= 1)
+            }
+        }
+    }
+
+    /// Real DeepSeek-R1 loads: each layer planned on the decode profile, its counts sampled from the prefill profile
+    /// (a drifted batch the split has to fix), at 64 and 4096 tokens × 8.
+    @Test func twinMatchesCoreOnRealDeepSeekLoads() throws {
+        let plan = try SplitLoadFile.read(SplitLoadFile.directory + "/sglang_dsv3_decode_in2000out100.json")
+        let batch = try SplitLoadFile.read(SplitLoadFile.directory + "/sglang_dsv3_prefill_in4096.json")
+        #expect(plan.count == 58 && batch.count == 58 && plan[0].count == 256)
+        var rng = SplitMix64(seed: 3)
+        let topo = try Topology(numRanks: 32, numNodes: 4)
+        for layer in stride(from: 0, to: 58, by: 7) {
+            let pl = try Planner.planLayer(loads: plan[layer], request: PlannerRequest(numSlots: 288, topology: topo))
+            let t = try SplitTables(placement: pl)
+            for tokens in [64, 4096] {
+                let counts = SplitCases.sampleCounts(profile: batch[layer], pairs: tokens * 8, rng: &rng)
+                #expect(counts.reduce(0, +) == Int32(tokens * 8))
+                let got = SplitReference.quotas(counts: counts, tables: t, placement: pl)
+                let ref = ReplicaSplit.quotas(expertCounts: counts.map(Int.init), placement: pl, policy: .balanced)
+                #expect(SplitCases.conservationErrors(replicaQuotas: got, counts: counts, placement: pl) == 0)
+                let corePeak = ReplicaSplit.rankLoads(quotas: ref, placement: pl).max()!
+                let peak = Double(SplitCases.peak(replicaQuotas: got, placement: pl))
+                #expect(peak <= corePeak * 1.01, "layer \(layer): twin peak \(peak) vs Core \(corePeak)")
+                #expect(SplitTables.slotQuotas(replicaQuotas: got, placement: pl).map(Int.init) == ref)
+            }
+        }
+    }
+
+    @Test func scheduleLevelsFollowRankChains() throws {
+        // Expert 0 on ranks {0, 1} and expert 1 on {2, 3}: disjoint, one level.
+        let disjoint = try Placement(slotExpert: [0, 2, 0, 3, 1, 4, 1, 5], numExperts: 6, numRanks: 4)
+        let counts: [Int32] = [50, 40, 9, 8, 7, 6]
+        let d = try SplitReference.solve(counts: counts, tables: SplitTables(placement: disjoint), placement: disjoint)
+        #expect(d.levels == 1 && d.steps == 2)
+        // Adding expert 2 on {1, 2}: visited after 0 (50) and 1 (40), it follows both, one level up.
+        let chained = try Placement(
+            slotExpert: [0, 3, 4, 0, 2, 5, 1, 2, 6, 1, 7, 8], numExperts: 9, numRanks: 4)
+        let c2: [Int32] = [50, 40, 30, 9, 0, 8, 7, 6, 5]
+        let c = try SplitReference.solve(counts: c2, tables: SplitTables(placement: chained), placement: chained)
+        #expect(c.levels == 2 && c.steps == 3)
+        let ref = ReplicaSplit.quotas(expertCounts: c2.map(Int.init), placement: chained, policy: .balanced)
+        #expect(SplitTables.slotQuotas(replicaQuotas: c.quotas, placement: chained).map(Int.init) == ref)
     }
 
     @Test func slotQuotasScattersReplicaOrderToSlots() throws {
@@ -65,9 +137,24 @@ struct SplitTablesTests {
         #expect(SplitTables.slotQuotas(replicaQuotas: [10, 20, 30, 40], placement: pl) == [30, 10, 40, 20])
     }
 
-    @Test func kernelIsExportedUnmangledWithoutHeaders() {
-        #expect(SplitSource.source.contains("extern \"C\" __global__ void __launch_bounds__(256) balanced_split("))
-        #expect(!SplitSource.source.contains("#include"))
+    @Test func kernelsAreExportedUnmangledWithoutHeaders() {
+        #expect(SplitSource.source.contains("extern \"C\" __global__ void __launch_bounds__(NT) balanced_split("))
+        #expect(SplitSource.source.contains("#define NT 256"))
+        #expect(SplitSerialSource.source.contains("extern \"C\" __global__ void __launch_bounds__(256) balanced_split_serial("))
+        #expect(!SplitSource.source.contains("#include") && !SplitSerialSource.source.contains("#include"))
+    }
+
+    @Test func sharedMemoryFitsTheDeepSeekShapesAndRejectsHugeOnes() throws {
+        var rng = SplitMix64(seed: 8)
+        for (r, p) in [(8, 40), (32, 9), (72, 4)] {
+            let pl = try SplitCases.hotPlacement(experts: 256, ranks: r, slotsPerRank: p, sameRank: false, rng: &rng)
+            #expect(CUDAKernels.splitSharedBytes(pl) <= CUDAKernels.maxSplitSharedBytes)
+            let t = try SplitTables(placement: pl)
+            #expect(t.multiCount <= CUDAKernels.splitMultiBound(pl) && t.runRank.count <= CUDAKernels.splitEntryBound(pl))
+        }
+        // 512 experts twice each over 1024 ranks of one slot: 512 multi experts, 1024 run entries.
+        let big = try Placement(slotExpert: (0..<1024).map { Int32($0 % 512) }, numExperts: 512, numRanks: 1024)
+        #expect(CUDAKernels.splitSharedBytes(big) > CUDAKernels.maxSplitSharedBytes)
     }
 
     @Test func expertOnTooManyRanksIsRejected() throws {

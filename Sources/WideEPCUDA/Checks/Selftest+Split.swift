@@ -3,113 +3,68 @@ import CUDADriver
 import WideEPCore
 
 extension CUDASelftest {
-    /// Launches per timing sample of the split (their mean is the per-layer time).
-    static let splitLaunchesPerSample = 200
-    /// Tolerance of the timing row: reported, never gated (timings vary with the card and its load; the ≤ 10 µs
-    /// target and the measured value are in docs/PERFORMANCE.md). Finite so `--json` can encode it.
+    /// Tolerance of the timing rows: reported, never gated (timings vary with the card and its load; the ≤ 10 µs
+    /// target and the measured values are in docs/PERFORMANCE.md). Finite so `--json` can encode it.
     static let untimedTolerance = Double.greatestFiniteMagnitude
 
-    /// A random valid placement of `experts` over `ranks` × `slotsPerRank` slots: every expert once, the remaining
-    /// slots replicas of random experts (hot ids more often), shuffled over the ranks.
-    mutating func splitPlacement(experts e: Int, ranks: Int, slotsPerRank p: Int, sameRank: Bool) throws -> Placement {
-        for _ in 0..<1000 {
-            var table = (0..<e).map { Int32($0) }
-            while table.count < ranks * p {
-                table.append(Int32(min(e - 1, Int(Float(e) * rng.unitFloat() * rng.unitFloat()))))
-            }
-            table.shuffle(using: &rng)
-            if let pl = try? Placement(slotExpert: table, numExperts: e, numRanks: ranks, allowSameRankReplicas: sameRank) {
-                return pl
-            }
-        }
-        throw CUDAError.invalidRequest("selftest: no valid random placement for E=\(e) ranks=\(ranks) slots/rank=\(p)")
-    }
+    /// Random shapes of the split check: (experts, ranks, slots per rank, same-rank replicas allowed, cases).
+    static let splitShapes: [(e: Int, r: Int, p: Int, sameRank: Bool, cases: Int)] = [
+        (256, 32, 9, false, 40), (256, 8, 40, false, 25), (256, 72, 4, false, 25), (64, 8, 9, false, 10),
+        (16, 4, 6, true, 10), (256, 8, 40, true, 10),
+    ]
 
-    /// Skewed per-expert counts (a few hot experts, about one in eight empty), never all zero.
-    mutating func splitCounts(experts e: Int, tokens: Int) -> [Int32] {
-        var c = (0..<e).map { _ -> Int32 in
-            if rng.next() % 8 == 0 { return 0 }
-            let u = rng.unitFloat()
-            return Int32(Float(tokens) * u * u * u * u)
-        }
-        c[Int(rng.next() % UInt64(e))] += Int32(tokens)
-        return c
-    }
-
-    /// The GPU balanced split against Core's CPU split on several random shapes: conservation, identical quotas,
-    /// the max rank load ratio, and the time per launch on the DeepSeek shape (E 256, EP 32, 288 slots).
+    /// The GPU balanced split on 120 random layers (a fresh placement and batch each, EP 8/32/72, same-rank
+    /// replicas, sparse and empty batches): conservation, identical quotas to the CPU twin and to Core, the max rank
+    /// load ratio to Core; then the time per layer on the DeepSeek shape (E 256, EP 32, 288 slots).
     mutating func balancedSplit() throws -> [SelftestRow] {
-        let shapes: [(e: Int, r: Int, p: Int, sameRank: Bool, timed: Bool)] = [
-            (256, 32, 9, false, true), (64, 8, 9, false, false), (256, 8, 40, true, false), (16, 4, 6, true, false),
-        ]
-        let kern = CUDAKernels(gpu: gpu, config: .deepseekV3Mini)
         var rows: [SelftestRow] = []
-        for s in shapes {
-            let pl = try splitPlacement(experts: s.e, ranks: s.r, slotsPerRank: s.p, sameRank: s.sameRank)
-            let tables = try DeviceSplitTables(gpu: gpu, placement: pl)
-            let quotas = try DeviceArray<Int32>(gpu, count: pl.numSlots)
-            var bad = 0, diff = 0
-            var worst = 0.0, gpuPeak = 0.0, cpuPeak = 0.0
-            for trial in 0..<8 {
-                let counts = splitCounts(experts: s.e, tokens: trial % 2 == 0 ? 4096 : 200)
-                let dc = try DeviceArray(gpu, counts)
-                try quotas.poison(gpu)
-                try kern.balancedSplit(counts: dc, tables: tables, quotas: quotas)
-                let got = try quotas.download(gpu)
-                for e in 0..<s.e {
-                    let a = Int(pl.replicaStart[e]), b = Int(pl.replicaStart[e + 1])
-                    if got[a..<b].contains(where: { $0 < 0 }) || got[a..<b].reduce(0, +) != counts[e] { bad += 1 }
-                }
-                let perSlot = SplitTables.slotQuotas(replicaQuotas: got, placement: pl)
-                let ref = ReplicaSplit.quotas(expertCounts: counts.map(Int.init), placement: pl, policy: .balanced)
-                diff += zip(perSlot, ref).filter { Int($0.0) != $0.1 }.count
-                let g = ReplicaSplit.rankLoads(quotas: perSlot.map(Int.init), placement: pl).max() ?? 0
-                let c = ReplicaSplit.rankLoads(quotas: ref, placement: pl).max() ?? 0
-                if g / max(c, 1) >= worst { worst = g / max(c, 1); gpuPeak = g; cpuPeak = c }
+        for s in Self.splitShapes {
+            var cases: [SplitBenchmark.Case] = []
+            for i in 0..<s.cases {
+                let pl = try SplitCases.hotPlacement(
+                    experts: s.e, ranks: s.r, slotsPerRank: s.p, sameRank: s.sameRank, rng: &rng)
+                var counts = SplitCases.skewedCounts(experts: s.e, tokens: i % 2 == 0 ? 4096 : 200, rng: &rng)
+                // Every fifth batch is sparse: about one expert in ten keeps its tokens.
+                if i % 5 == 4 { for e in 0..<s.e where rng.next() % 10 != 0 { counts[e] = 0 } }
+                cases.append(SplitBenchmark.Case(placement: pl, counts: counts))
             }
-            let shape = "E=\(s.e) EP=\(s.r) slots=\(pl.numSlots) multi=\(tables.tables.multiCount)"
-            rows.append(SelftestRow(name: "balanced_split conservation", shape: shape + " ×8", metric: "mismatches",
-                                    value: Double(bad), tolerance: 0))
-            rows.append(SelftestRow(name: "balanced_split vs Core quotas", shape: shape + " ×8", metric: "mismatches",
-                                    value: Double(diff), tolerance: 0))
-            rows.append(SelftestRow(
-                name: "balanced_split max rank load / CPU", shape: shape + " worst: \(Int(gpuPeak)) vs \(Int(cpuPeak))",
-                metric: "ratio", value: worst, tolerance: 1.01))
-            if s.timed { rows.append(try splitTime(kern: kern, placement: pl, tables: tables, quotas: quotas, shape: shape)) }
+            let c = try SplitBenchmark(gpu: gpu, cases: cases).check()
+            let shape = "E=\(s.e) EP=\(s.r) slots=\(s.r * s.p)\(s.sameRank ? " same-rank" : "") ×\(s.cases)"
+            rows += [
+                SelftestRow(name: "balanced_split conservation", shape: shape, metric: "mismatches",
+                            value: Double(c.conservationErrors), tolerance: 0),
+                SelftestRow(name: "balanced_split vs twin quotas", shape: shape, metric: "mismatches",
+                            value: Double(c.twinMismatches), tolerance: 0),
+                SelftestRow(name: "balanced_split vs Core quotas", shape: shape, metric: "mismatches",
+                            value: Double(c.coreMismatches), tolerance: 0),
+                SelftestRow(name: "balanced_split max rank load / Core", shape: shape, metric: "ratio",
+                            value: c.worstPeakRatio, tolerance: 1.01),
+            ]
         }
+        rows += try splitTime()
         return rows
     }
 
-    /// Mean kernel time per launch (CUDA events around back-to-back launches, so launch gaps count) next to Core's
-    /// allocation-free CPU split on the same counts; informational (see `untimedTolerance`).
-    mutating func splitTime(
-        kern: CUDAKernels, placement pl: Placement, tables: DeviceSplitTables, quotas: DeviceArray<Int32>,
-        shape: String
-    ) throws -> SelftestRow {
-        let counts = splitCounts(experts: pl.numExperts, tokens: 4096)
-        let dc = try DeviceArray(gpu, counts)
-        let n = Self.splitLaunchesPerSample
-        let ms = try gpu.time(warmup: 2, repeats: 11) {
-            for _ in 0..<n { try kern.balancedSplit(counts: dc, tables: tables, quotas: quotas) }
+    /// Time per layer on the DeepSeek shape over 16 random layers (rotating inputs): the kernel by CUDA graph and by
+    /// back-to-back launches, next to the previous serial kernel and Core's CPU split; informational.
+    mutating func splitTime() throws -> [SelftestRow] {
+        var cases: [SplitBenchmark.Case] = []
+        for _ in 0..<16 {
+            let pl = try SplitCases.hotPlacement(experts: 256, ranks: 32, slotsPerRank: 9, sameRank: false, rng: &rng)
+            cases.append(SplitBenchmark.Case(
+                placement: pl, counts: SplitCases.skewedCounts(experts: 256, tokens: 4096, rng: &rng)))
         }
-        let us = ms * 1000 / Double(n)
-        var scratch = ReplicaSplit.Scratch()
-        var out = [Int32](repeating: 0, count: pl.numSlots)
-        let reps = 2000
-        let clock = ContinuousClock()
-        let t = clock.measure {
-            counts.withUnsafeBufferPointer { c in
-                out.withUnsafeMutableBufferPointer { o in
-                    for _ in 0..<reps {
-                        ReplicaSplit.quotas(expertCounts: c, placement: pl, policy: .balanced, scratch: &scratch, into: o)
-                    }
-                }
-            }
-        }
-        let cpuUs = Double(t.components.attoseconds) / 1e12 / Double(reps) + Double(t.components.seconds) * 1e6 / Double(reps)
-        let ratio = cpuUs / max(us, 1e-9)
-        return SelftestRow(
-            name: "balanced_split time", shape: shape + String(format: " (CPU split %.2f µs, GPU/CPU speedup %.2f×)", cpuUs, ratio),
-            metric: "µs/layer", value: us, tolerance: Self.untimedTolerance)
+        let t = try SplitBenchmark(gpu: gpu, cases: cases).time()
+        let shape = "E=256 EP=32 slots=288 ×16"
+        return [
+            SelftestRow(
+                name: "balanced_split time (graph)",
+                shape: shape + String(format: " (serial kernel %.2f µs, CPU Core %.2f µs: %.1f× / %.1f×)",
+                                      t.serialGraphMicros, t.cpuMicros, t.serialGraphMicros / t.gpuGraphMicros,
+                                      t.cpuMicros / t.gpuGraphMicros),
+                metric: "µs/layer", value: t.gpuGraphMicros, tolerance: Self.untimedTolerance),
+            SelftestRow(name: "balanced_split time (launches)", shape: shape, metric: "µs/layer",
+                        value: t.gpuEagerMicros, tolerance: Self.untimedTolerance),
+        ]
     }
 }

@@ -6,35 +6,86 @@ extension CUDAKernels {
     /// `ReplicaSplit.stallPasses`, so the GPU visits the same states as the CPU.
     static let splitPasses = 64
     static let splitStallPasses = 3
-    /// Most slots (and ranks) the split's shared-memory tables take (within 48 KiB of static shared memory).
+    /// Most slots (and ranks) the split takes.
     static let maxSplitEntries = 1024
+    /// Static shared memory one block may use without the opt-in.
+    static let maxSplitSharedBytes = 48 * 1024
 
-    /// Balanced replica split of one batch on the GPU (one block): per-replica quotas `quotas` (int32 [numSlots],
-    /// aligned with `placement.replicaSlots`) from the global per-expert `counts` (int32 [E], non-negative).
+    /// Bound on the multi-rank experts of a placement: each needs an extra replica, and there are `numExperts`.
+    static func splitMultiBound(_ p: Placement) -> Int { max(1, min(p.numExperts, p.numSlots - p.numExperts)) }
+    /// Bound on the run entries: an expert on k ≥ 2 ranks has k − 1 ≥ k / 2 extra replicas.
+    static func splitEntryBound(_ p: Placement) -> Int { max(1, min(p.numSlots, 2 * (p.numSlots - p.numExperts))) }
+
+    /// Static shared memory of `balanced_split` for `p`'s shape, bytes (the arrays of `SplitSource`).
+    static func splitSharedBytes(_ p: Placement) -> Int {
+        let m = splitMultiBound(p), a = splitEntryBound(p)
+        return 8 * p.numRanks + 4 * p.numSlots + 16 * m + 4 * (m + 1) + 8 * (m + 1) + 8 * m + 16 * a
+            + 4 * (p.numRanks + 1) + 2 * 24 + 2 * 16 + 4
+    }
+
+    /// The compiled `balanced_split` for `p`'s shape with `groupWidth` lanes per expert (compiled once per process).
+    ///
+    /// Throws `CUDAError.invalidRequest` when the shape exceeds the kernel's limits (slots, ranks, shared memory).
+    static func splitFunction(gpu: GPU, placement p: Placement, groupWidth: Int) throws -> CUhandle? {
+        guard p.numSlots <= maxSplitEntries, p.numRanks <= maxSplitEntries else {
+            throw CUDAError.invalidRequest(
+                "balancedSplit: \(p.numSlots) slots on \(p.numRanks) ranks; the GPU split takes at most "
+                    + "\(maxSplitEntries) of each")
+        }
+        let bytes = splitSharedBytes(p)
+        guard bytes <= maxSplitSharedBytes else {
+            throw CUDAError.invalidRequest(
+                "balancedSplit: E=\(p.numExperts) slots=\(p.numSlots) ranks=\(p.numRanks) needs \(bytes) bytes of "
+                    + "shared memory; the GPU split takes at most \(maxSplitSharedBytes)")
+        }
+        precondition(groupWidth >= 2 && groupWidth <= SplitTables.maxRanksPerExpert && groupWidth & (groupWidth - 1) == 0)
+        let defines = [
+            "NE": "\(p.numExperts)", "NR": "\(p.numRanks)", "NS": "\(p.numSlots)", "G": "\(groupWidth)",
+            "MMAX": "\(splitMultiBound(p))", "AMAX": "\(splitEntryBound(p))",
+            "PASSES": "\(splitPasses)", "STALL": "\(splitStallPasses)",
+        ]
+        return try gpu.kernels.function(
+            KernelKey(name: "split.cu", source: SplitSource.source, defines: defines, architecture: gpu.architecture),
+            "balanced_split")
+    }
+
+    /// Balanced replica split of one batch on the GPU (one block, one launch): per-replica quotas `quotas` (int32
+    /// [numSlots], aligned with `placement.replicaSlots`) from the global per-expert `counts` (int32 [E], ≥ 0).
     ///
     /// The same quotas as `ReplicaSplit.quotas(expertCounts:placement:policy: .balanced)` (per slot there; use
-    /// `SplitTables.slotQuotas` to compare). Issued on `stream` (the GPU's stream by default); does not synchronize.
+    /// `SplitTables.slotQuotas` to compare) and as the CPU twin `SplitReference.quotas`. Issued on `stream` (the
+    /// GPU's stream by default); does not synchronize.
     public func balancedSplit(
         counts: DeviceArray<Int32>, tables: DeviceSplitTables, quotas: DeviceArray<Int32>, stream: CUDAStream? = nil
     ) throws {
         let p = tables.placement
-        guard counts.count >= p.numExperts, quotas.count >= p.numSlots else {
-            throw CUDAError.invalidRequest(
-                "balancedSplit: counts has \(counts.count) entries (needs \(p.numExperts)), quotas \(quotas.count) "
-                    + "(needs \(p.numSlots))")
-        }
-        guard p.numSlots <= Self.maxSplitEntries, p.numRanks <= Self.maxSplitEntries else {
-            throw CUDAError.invalidRequest(
-                "balancedSplit: \(p.numSlots) slots on \(p.numRanks) ranks; the GPU split takes at most "
-                    + "\(Self.maxSplitEntries) of each")
-        }
+        try Self.checkSplitBuffers(counts: counts, quotas: quotas, placement: p)
+        try gpu.launch(
+            tables.function, grid: (1, 1, 1), block: (256, 1, 1),
+            args: [
+                .ptr(counts.pointer), .ptr(tables.replicaStart.pointer), .ptr(tables.expertHome.pointer),
+                .ptr(tables.multiIndex.pointer), .ptr(tables.runStart.pointer), .ptr(tables.runReplica.pointer),
+                .ptr(tables.runRank.pointer), .ptr(tables.runOwner.pointer), .ptr(tables.rankStart.pointer),
+                .ptr(tables.rankMulti.pointer), .int(tables.tables.multiCount), .int(tables.tables.runRank.count),
+                .ptr(quotas.pointer),
+            ], name: "balanced_split", on: stream)
+    }
+
+    /// The first GPU split (`SplitSerialSource`: warp 0 runs the passes one expert at a time), the same quotas as
+    /// `balancedSplit`; kept as the baseline of `wide-ep bench split`.
+    public func balancedSplitSerial(
+        counts: DeviceArray<Int32>, tables: DeviceSplitTables, quotas: DeviceArray<Int32>, stream: CUDAStream? = nil
+    ) throws {
+        let p = tables.placement
+        try Self.checkSplitBuffers(counts: counts, quotas: quotas, placement: p)
         let defines = [
             "NE": "\(p.numExperts)", "NR": "\(p.numRanks)", "NS": "\(p.numSlots)", "P": "\(p.slotsPerRank)",
             "PASSES": "\(Self.splitPasses)", "STALL": "\(Self.splitStallPasses)",
         ]
         let f = try gpu.kernels.function(
-            KernelKey(name: "split.cu", source: SplitSource.source, defines: defines, architecture: gpu.architecture),
-            "balanced_split")
+            KernelKey(name: "split_serial.cu", source: SplitSerialSource.source, defines: defines,
+                      architecture: gpu.architecture),
+            "balanced_split_serial")
         try gpu.launch(
             f, grid: (1, 1, 1), block: (256, 1, 1),
             args: [
@@ -42,6 +93,14 @@ extension CUDAKernels {
                 .ptr(tables.multiIndex.pointer), .ptr(tables.multiExpert.pointer), .ptr(tables.runStart.pointer),
                 .ptr(tables.runReplica.pointer), .ptr(tables.runRank.pointer), .int(tables.tables.multiCount),
                 .ptr(quotas.pointer),
-            ], name: "balanced_split", on: stream)
+            ], name: "balanced_split_serial", on: stream)
+    }
+
+    static func checkSplitBuffers(counts: DeviceArray<Int32>, quotas: DeviceArray<Int32>, placement p: Placement) throws {
+        guard counts.count >= p.numExperts, quotas.count >= p.numSlots else {
+            throw CUDAError.invalidRequest(
+                "balancedSplit: counts has \(counts.count) entries (needs \(p.numExperts)), quotas \(quotas.count) "
+                    + "(needs \(p.numSlots))")
+        }
     }
 }

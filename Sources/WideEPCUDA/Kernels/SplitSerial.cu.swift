@@ -1,5 +1,5 @@
-/// `split.cu`: the balanced replica split of one batch (Core's `ReplicaSplit.quotas(…, policy: .balanced)`) on the
-/// GPU, in one thread block.
+/// `split_serial.cu`: the first GPU balanced split, kept as the baseline of `wide-ep bench split` (the production
+/// kernel is `SplitSource`, which computes the same quotas with the passes spread over the whole block).
 ///
 /// Same algorithm and order as the CPU: single-rank (or empty) experts put all their tokens on their first replica;
 /// the experts spanning two or more ranks are visited heaviest first (ties by id) in passes of block coordinate
@@ -10,11 +10,11 @@
 ///
 /// Defines: NE experts, NR ranks, NS slots, P slots per rank, PASSES (maxBalancedPasses), STALL (stallPasses).
 /// Quotas are written per replica, aligned with `replicaSlots` (int32 [NS]).
-enum SplitSource {
+enum SplitSerialSource {
     static let source = #"""
 typedef long long i64;
 
-extern "C" __global__ void __launch_bounds__(256) balanced_split(
+extern "C" __global__ void __launch_bounds__(256) balanced_split_serial(
     const int* __restrict__ counts, const int* __restrict__ replicaStart, const int* __restrict__ replicaSlots,
     const int* __restrict__ multiIndex, const int* __restrict__ multiExpert, const int* __restrict__ runStart,
     const int* __restrict__ runReplica, const int* __restrict__ runRank, int numMulti, int* __restrict__ quotas)

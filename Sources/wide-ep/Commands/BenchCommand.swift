@@ -11,6 +11,7 @@ struct BenchCommand: ParsableCommand {
             BenchMoECommand.self,
             BenchDispatchCommand.self,
             BenchCPUCommand.self,
+            BenchSplitCommand.self,
         ]
     )
 }

@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import CUDADriver
+import WideEPCUDA
+import WideEPCore
+import WideEPWorkload
+
+/// `wide-ep bench split`: the GPU balanced replica split per layer next to Core's CPU split and the previous serial
+/// kernel, on planned placements and drifted batches, with the exactness checks.
+struct BenchSplitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "split",
+        abstract: "Time the GPU balanced replica split per layer against Core's CPU split (and check it matches).",
+        discussion: """
+            Each layer is planned (balanced planner) on --stats-json loads (or generated ones), then --samples \
+            batches of --tokens × --top-k pairs are drawn from the same loads scaled by a random drift of ±30% per \
+            expert (or from --batch-json). The GPU quotas are checked against the CPU twin and Core (identical \
+            quotas, conservation, max rank load ratio ≤ 1.01); then the µs per layer of the kernel (CUDA graph of one \
+            launch per layer, and back-to-back launches), the previous serial kernel and Core's CPU split on this host.
+            """)
+
+    @Option(name: .customLong("stats-json"), help: "Plan on the \"expert_load\" [layers][experts] of this JSON file.")
+    var statsJSON: String?
+    @Option(name: .customLong("batch-json"), help: "Draw the batches from this JSON file's loads instead (same shape).")
+    var batchJSON: String?
+    @Option(name: .customLong("ep-size"), help: "EP ranks R.")
+    var epSize: Int = 32
+    @Option(help: "Total slots S (a multiple of --ep-size, at least the expert count).")
+    var slots: Int = 288
+    @Option(help: "Nodes (ranks per node = R / N).")
+    var nodes: Int = 4
+    @Option(help: "Tokens per batch.")
+    var tokens: Int = 4096
+    @Option(name: .customLong("top-k"), help: "Experts per token.")
+    var topK: Int = 8
+    @Option(help: "Batches per layer.")
+    var samples: Int = 2
+    @Option(help: "Layers of generated loads (without --stats-json).")
+    var layers: Int = 58
+    @Option(help: "Timed repetitions (median reported).")
+    var `repeat`: Int = 11
+    @Option(help: "Seed of the drift, the batches and the generated loads.")
+    var seed: UInt64 = 1
+    @Option(help: "CUDA device ordinal.")
+    var gpu: Int = 0
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    /// The whole result.
+    struct Result: Codable {
+        var source: String
+        var device: String
+        var layers: Int
+        var epSize: Int
+        var slots: Int
+        var tokens: Int
+        var checks: SplitBenchmark.Checks
+        var timing: SplitBenchmark.Timing
+        var targetMicros: Double
+    }
+
+    func validate() throws {
+        guard epSize >= 1 && slots >= 1 && slots % epSize == 0 else {
+            throw ValidationError("--slots (\(slots)) must be a positive multiple of --ep-size (\(epSize))")
+        }
+        guard tokens >= 1 && topK >= 1 && samples >= 1 && `repeat` >= 1 && layers >= 1 else {
+            throw ValidationError("--tokens, --top-k, --samples, --repeat and --layers must be >= 1")
+        }
+    }
+
+    func run() throws {
+        guard CUDA.isAvailable else {
+            throw ValidationError("CUDA is unavailable on this machine (\(CUDA.unavailableReason ?? "no driver")); "
+                                  + "run `wide-ep doctor` for details")
+        }
+        let loads = try statsJSON.map { try BenchPlanCommand.readLoads(path: $0) } ?? (try generatedLoads())
+        let batchLoads = try batchJSON.map { try BenchPlanCommand.readLoads(path: $0) }
+        if let b = batchLoads, b.count != loads.count || b[0].count != loads[0].count {
+            throw ValidationError("--batch-json has \(b.count) layers × \(b[0].count) experts; the plan loads have "
+                                  + "\(loads.count) × \(loads[0].count)")
+        }
+        let e = loads[0].count
+        guard slots >= e else { throw ValidationError("--slots (\(slots)) must be at least the expert count (\(e))") }
+        let topo = try Topology(numRanks: epSize, numNodes: nodes)
+        var rng = SplitMix64(seed: seed)
+        var cases: [SplitBenchmark.Case] = []
+        CLIOutput.progress("bench split: planning \(loads.count) layers (E=\(e), \(slots) slots on \(epSize) ranks)")
+        for (l, row) in loads.enumerated() {
+            let pl = try Planner.planLayer(loads: row, request: PlannerRequest(numSlots: slots, topology: topo), layer: l)
+            for _ in 0..<samples {
+                let profile = batchLoads?[l] ?? row.map { $0 * (0.7 + 0.6 * rng.unitDouble()) }
+                let counts = SplitCases.sampleCounts(profile: profile, pairs: tokens * topK, rng: &rng)
+                cases.append(SplitBenchmark.Case(placement: pl, counts: counts))
+            }
+        }
+        let device = try GPU(ordinal: gpu)
+        CLIOutput.progress("bench split: \(cases.count) batches on \(device.name): checking, then timing")
+        let bench = try SplitBenchmark(gpu: device, cases: cases)
+        let checks = try bench.check()
+        let timing = try bench.time(repeats: `repeat`)
+        let result = Result(
+            source: statsJSON ?? "generated (seed \(seed))", device: device.name, layers: loads.count, epSize: epSize,
+            slots: slots, tokens: tokens, checks: checks, timing: timing, targetMicros: 10)
+        if json { try CLIOutput.printJSON(result) } else { print(Self.report(result)) }
+        if checks.conservationErrors + checks.twinMismatches > 0 || !(checks.worstPeakRatio <= 1.01) {
+            throw ExitCode(1)
+        }
+    }
+
+    /// The table and the check line of `result`.
+    static func report(_ r: Result) -> String {
+        let t = r.timing, c = r.checks
+        var table = [["split", "µs/layer", "CPU Core / this", "vs 10 µs target"]]
+        func row(_ name: String, _ us: Double) {
+            table.append([name, String(format: "%.2f", us), String(format: "%.2f×", t.cpuMicros / us),
+                          us <= r.targetMicros ? "met" : "missed"])
+        }
+        row("GPU level-parallel (CUDA graph)", t.gpuGraphMicros)
+        row("GPU level-parallel (launches)", t.gpuEagerMicros)
+        row("GPU serial, previous (CUDA graph)", t.serialGraphMicros)
+        row("CPU Core, one thread", t.cpuMicros)
+        return """
+            bench split on \(r.device): \(r.source), \(r.layers) layers, \(c.cases) batches of \(r.tokens) tokens; \
+            \(r.slots) slots on \(r.epSize) ranks
+            \(CLIOutput.table(table))
+            checks: conservation errors \(c.conservationErrors), quotas ≠ twin \(c.twinMismatches), quotas ≠ Core \
+            \(c.coreMismatches), worst max rank load / Core \(String(format: "%.4f", c.worstPeakRatio)) (≤ 1.01); \
+            schedule: \(String(format: "%.1f", c.meanSteps)) water-fills in \(String(format: "%.1f", c.meanLevels)) \
+            levels per pass, \(String(format: "%.1f", c.meanPasses)) passes (means)
+            """
+    }
+
+    /// Loads summed over 50 generated steps of --layers × 256 experts of DeepSeek-V3 traffic (skew 0.8, no drift).
+    func generatedLoads() throws -> [[Double]] {
+        var config = MoEConfig.deepseekV3
+        config.numMoELayers = layers
+        let gen = try TrafficGenerator(
+            config: config, options: TrafficOptions(steps: 50, tokensPerStep: 8192, seed: seed, drift: 0))
+        return gen.generate().summed(steps: 0..<50)
+    }
+}
