@@ -33,6 +33,20 @@ public struct SplitBenchmark {
         public var worstPeakRatio = 0.0
         /// Mean levels (barriered rounds per pass) and passes of the schedule, from the twin.
         public var meanLevels = 0.0, meanPasses = 0.0, meanSteps = 0.0
+        /// The first case whose GPU quotas differ from the twin's: slot table, counts, GPU and twin quotas.
+        public var firstMismatch: String?
+    }
+
+    /// In-kernel profile of the new kernel, means per launch (SM cycles from `clock64`, time from `%globaltimer`).
+    public struct Profile: Codable, Sendable {
+        /// SM cycles from entry to the end of the prologue (tables in, order, levels, buckets).
+        public var prologueCycles: Double
+        /// SM cycles from entry to the last store.
+        public var totalCycles: Double
+        /// Effective SM clock over the launches, MHz (cycles / ns).
+        public var clockMHz: Double
+        /// Passes and levels per launch.
+        public var passes: Double, levels: Double
     }
 
     /// Per-layer times in µs (each the median over repeats of the mean over all cases).
@@ -43,8 +57,12 @@ public struct SplitBenchmark {
         public var gpuGraphMicros: Double
         /// Previous serial kernel (warp 0 runs the passes), CUDA graph, same cases.
         public var serialGraphMicros: Double
+        /// The same two graphs while `split_busy` keeps 64 SMs busy on another stream (serving clocks).
+        public var gpuGraphLoadedMicros: Double, serialGraphLoadedMicros: Double
         /// Core's allocation-free `ReplicaSplit.quotas(…, .balanced)` on this host, one thread.
         public var cpuMicros: Double
+        /// In-kernel profile on the idle card and on the loaded one.
+        public var profile: Profile, loadedProfile: Profile
     }
 
     let gpu: GPU
@@ -79,7 +97,12 @@ public struct SplitBenchmark {
             let core = ReplicaSplit.quotas(expertCounts: c.counts.map(Int.init), placement: pl, policy: .balanced)
             let perSlot = SplitTables.slotQuotas(replicaQuotas: got, placement: pl)
             out.conservationErrors += SplitCases.conservationErrors(replicaQuotas: got, counts: c.counts, placement: pl)
-            out.twinMismatches += zip(got, twin.quotas).filter { $0.0 != $0.1 }.count
+            let wrong = zip(got, twin.quotas).filter { $0.0 != $0.1 }.count
+            out.twinMismatches += wrong
+            if wrong > 0 && out.firstMismatch == nil {
+                out.firstMismatch = "case \(i): ranks \(pl.numRanks) slotExpert \(pl.slotExpert) counts \(c.counts) "
+                    + "gpu \(got) twin \(twin.quotas)"
+            }
             out.coreMismatches += zip(perSlot, core).filter { Int($0.0) != $0.1 }.count
             let corePeak = ReplicaSplit.rankLoads(quotas: core, placement: pl).max() ?? 0
             let peak = Double(SplitCases.peak(replicaQuotas: got, placement: pl))
@@ -109,6 +132,9 @@ public struct SplitBenchmark {
         let graphMs = try gpu.time(warmup: 2, repeats: repeats) {
             for _ in 0..<rounds { try graph.launch(on: gpu.stream) }
         }
+        // Compile and warm the serial kernel outside the capture.
+        for i in cases.indices { try kern.balancedSplitSerial(counts: counts[i], tables: tables[i], quotas: quotas[i]) }
+        try gpu.synchronize()
         let serial = try CUDAGraph(stream: gpu.stream) {
             for i in cases.indices {
                 try kern.balancedSplitSerial(counts: counts[i], tables: tables[i], quotas: quotas[i])
@@ -117,9 +143,44 @@ public struct SplitBenchmark {
         let serialMs = try gpu.time(warmup: 2, repeats: repeats) {
             for _ in 0..<rounds { try serial.launch(on: gpu.stream) }
         }
+        let idleProfile = try profile()
+        let loaded = try underLoad {
+            let g = try gpu.time(warmup: 2, repeats: repeats) { for _ in 0..<rounds { try graph.launch(on: gpu.stream) } }
+            let s = try gpu.time(warmup: 1, repeats: 3) { for _ in 0..<rounds { try serial.launch(on: gpu.stream) } }
+            return (g, s, try profile())
+        }
         return Timing(
             gpuEagerMicros: eager * 1000 / n, gpuGraphMicros: graphMs * 1000 / n, serialGraphMicros: serialMs * 1000 / n,
-            cpuMicros: cpuMicros(repeats: repeats))
+            gpuGraphLoadedMicros: loaded.0 * 1000 / n, serialGraphLoadedMicros: loaded.1 * 1000 / n,
+            cpuMicros: cpuMicros(repeats: repeats), profile: idleProfile, loadedProfile: loaded.2)
+    }
+
+    /// One launch per case with the kernel's profile counters on; means per launch.
+    func profile() throws -> Profile {
+        let buf = try DeviceArray<UInt64>(gpu, [UInt64](repeating: 0, count: 6))
+        for i in cases.indices {
+            try kern.balancedSplit(counts: counts[i], tables: tables[i], quotas: quotas[i], profile: buf)
+        }
+        let p = try buf.download(gpu).map(Double.init)
+        let n = max(p[3], 1)
+        return Profile(prologueCycles: p[0] / n, totalCycles: p[1] / n, clockMHz: p[1] / max(p[2], 1) * 1000,
+                       passes: p[4] / n, levels: p[5] / n)
+    }
+
+    /// Runs `body` while `split_busy` (64 blocks × 256 threads, 1.5 s at most) keeps the card busy on a second
+    /// stream, after 30 ms for the clocks to rise; waits for the load kernel to end before returning.
+    func underLoad<T>(_ body: () throws -> T) throws -> T {
+        let side = try CUDAStream(context: gpu.context)
+        let sink = try DeviceArray<Float>(gpu, count: 1)
+        let f = try gpu.kernels.function(
+            KernelKey(name: "split_busy.cu", source: SplitBusySource.source, defines: [:], architecture: gpu.architecture),
+            "split_busy")
+        try gpu.launch(f, grid: (64, 1, 1), block: (256, 1, 1), args: [.i64(1_500_000_000), .ptr(sink.pointer)],
+                       name: "split_busy", on: side)
+        usleep(30_000)
+        let r = try body()
+        try side.synchronize()
+        return r
     }
 
     /// Median over `repeats` of Core's allocation-free balanced split over all cases, µs per case.

@@ -19,8 +19,8 @@ extension CUDAKernels {
     /// Static shared memory of `balanced_split` for `p`'s shape, bytes (the arrays of `SplitSource`).
     static func splitSharedBytes(_ p: Placement) -> Int {
         let m = splitMultiBound(p), a = splitEntryBound(p)
-        return 8 * p.numRanks + 4 * p.numSlots + 16 * m + 4 * (m + 1) + 8 * (m + 1) + 8 * m + 16 * a
-            + 4 * (p.numRanks + 1) + 2 * 24 + 2 * 16 + 4
+        return 8 * p.numRanks + 4 * p.numSlots + 12 * p.numExperts + 16 * m + 4 * (m + 1) + 8 * (m + 1) + 8 * m
+            + 28 * a + 4 * (p.numRanks + 1) + 8 + 8 + 4
     }
 
     /// The compiled `balanced_split` for `p`'s shape with `groupWidth` lanes per expert (compiled once per process).
@@ -54,9 +54,11 @@ extension CUDAKernels {
     ///
     /// The same quotas as `ReplicaSplit.quotas(expertCounts:placement:policy: .balanced)` (per slot there; use
     /// `SplitTables.slotQuotas` to compare) and as the CPU twin `SplitReference.quotas`. Issued on `stream` (the
-    /// GPU's stream by default); does not synchronize.
+    /// GPU's stream by default); does not synchronize. `profile` (6 zeroed u64, or nil) accumulates SM cycles of the
+    /// prologue and in all, global-timer ns, launches, passes and levels (`SplitSource`).
     public func balancedSplit(
-        counts: DeviceArray<Int32>, tables: DeviceSplitTables, quotas: DeviceArray<Int32>, stream: CUDAStream? = nil
+        counts: DeviceArray<Int32>, tables: DeviceSplitTables, quotas: DeviceArray<Int32>, stream: CUDAStream? = nil,
+        profile: DeviceArray<UInt64>? = nil
     ) throws {
         let p = tables.placement
         try Self.checkSplitBuffers(counts: counts, quotas: quotas, placement: p)
@@ -67,7 +69,7 @@ extension CUDAKernels {
                 .ptr(tables.multiIndex.pointer), .ptr(tables.runStart.pointer), .ptr(tables.runReplica.pointer),
                 .ptr(tables.runRank.pointer), .ptr(tables.runOwner.pointer), .ptr(tables.rankStart.pointer),
                 .ptr(tables.rankMulti.pointer), .int(tables.tables.multiCount), .int(tables.tables.runRank.count),
-                .ptr(quotas.pointer),
+                .ptr(quotas.pointer), .ptr(profile?.pointer ?? 0),
             ], name: "balanced_split", on: stream)
     }
 

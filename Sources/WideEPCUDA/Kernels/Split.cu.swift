@@ -7,17 +7,20 @@
 /// those ranks. The kernel gives every multi expert a level (1 + the highest level of its predecessor on any of its
 /// ranks) and runs each level's experts at once, one group of G lanes per expert, with a barrier between levels:
 /// the same steps on the same inputs as Core's serial order, so the same quotas, in `levels` rounds per pass
-/// instead of `multi` steps. A pass's squared load sum and peak are summed by the last writer of each rank.
+/// instead of `multi` steps. A thread serves the same run entry every pass, so the next round's static data and its
+/// own old quota are fetched before each barrier and only the rank's load after it. After a pass every warp sums
+/// the squared loads and takes the peak for Core's stop rules.
 ///
 /// Phases: (A) copy the placement tables to shared memory; (B) fixed loads (single-rank or empty experts on their
 /// first replica) and each multi expert's position in the visiting order; (C) each run entry's predecessor on its
-/// rank and whether it is that rank's last writer; (D) levels by relaxation to the fixpoint; (E) bucket the experts
-/// by level; then the passes; then the quotas out.
+/// rank; (D) levels by relaxation to the fixpoint; (E) bucket the experts by level; then the passes; then the quotas
+/// out.
 ///
 /// Defines: NE experts, NR ranks, NS slots, G lanes per expert (a power of two ≥ the most ranks of one expert, ≤ 32),
 /// MMAX ≥ multi experts, AMAX ≥ run entries, PASSES (maxBalancedPasses), STALL (stallPasses). Kernel arguments are
 /// `SplitTables`' arrays; quotas are written per replica, aligned with `replicaSlots` (int32 [NS]). Counts must be
-/// ≥ 0. 256 threads.
+/// ≥ 0. 256 threads. `profile` is null, or 6 host-zeroed u64 that each launch adds to: SM cycles to the end of the
+/// prologue, SM cycles in all, global-timer ns, 1, passes, levels (for `wide-ep bench split`).
 enum SplitSource {
     static let source = #"""
 typedef long long i64;
@@ -30,10 +33,14 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split(
     const int* __restrict__ counts, const int* __restrict__ replicaStart, const int* __restrict__ expertHome,
     const int* __restrict__ multiIndex, const int* __restrict__ runStart, const int* __restrict__ runReplica,
     const int* __restrict__ runRank, const int* __restrict__ runOwner, const int* __restrict__ rankStart,
-    const int* __restrict__ rankMulti, int numMulti, int numEntries, int* __restrict__ quotas)
+    const int* __restrict__ rankMulti, int numMulti, int numEntries, int* __restrict__ quotas,
+    u64* __restrict__ profile)
 {
     __shared__ i64 sLoad[NR];
     __shared__ int sQ[NS];
+    __shared__ int sCount[NE];
+    __shared__ int2 sInfo[NE];  // {first replica, home rank | multi << 30}
+    __shared__ int sOwner[AMAX], sRank[AMAX], sRep[AMAX];
     __shared__ int mCount[MMAX], mPos[MMAX], mLvl[MMAX], mIdx[MMAX];
     __shared__ int sRunStart[MMAX + 1];
     __shared__ int lvlCount[MMAX + 1], lvlStart[MMAX + 1];
@@ -42,32 +49,42 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split(
     __shared__ int2 sRec[AMAX];
     __shared__ int sRankMulti[AMAX];
     __shared__ int sRankStart[NR + 1];
-    __shared__ u64 accCost[3];
-    __shared__ i64 accPeak[3];
-    __shared__ u64 sTotal, sBaseCost;
-    __shared__ i64 sFixedMax, sBasePeak;
+    __shared__ u64 sTotal;
+    __shared__ i64 sFixedMax;
     __shared__ int sLevels;
     const int tid = threadIdx.x;
     const int M = numMulti, A = numEntries;
+    long long clock0 = 0;
+    u64 time0 = 0;
+    if (profile && tid == 0) { clock0 = clock64(); asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(time0)); }
 
-    // (A) Zero the loads and quotas; copy the small placement tables.
+    // (A) Zero the loads and quotas; copy the counts and every placement table to shared memory (all global reads
+    // of the kernel are issued here, together).
     for (int r = tid; r < NR; r += NT) sLoad[r] = 0;
     for (int s = tid; s < NS; s += NT) sQ[s] = 0;
     for (int m = tid; m <= M; m += NT) { sRunStart[m] = runStart[m]; lvlCount[m] = 0; }
     for (int r = tid; r <= NR; r += NT) sRankStart[r] = rankStart[r];
-    for (int i = tid; i < A; i += NT) sRankMulti[i] = rankMulti[i];
-    for (int e = tid; e < NE; e += NT) { const int mi = multiIndex[e]; if (mi >= 0) mCount[mi] = counts[e]; }
-    if (tid == 0) { sTotal = 0; sBaseCost = 0; sFixedMax = 0; sBasePeak = 0; sLevels = 0; }
+    for (int i = tid; i < A; i += NT) {
+        sRankMulti[i] = rankMulti[i]; sOwner[i] = runOwner[i]; sRank[i] = runRank[i]; sRep[i] = runReplica[i];
+    }
+    for (int e = tid; e < NE; e += NT) {
+        const int c = counts[e], mi = multiIndex[e];
+        sCount[e] = c;
+        sInfo[e] = make_int2(replicaStart[e], expertHome[e] | (mi >= 0 ? 1 << 30 : 0));
+        if (mi >= 0) mCount[mi] = c;
+    }
+    if (tid == 0) { sTotal = 0; sFixedMax = 0; sLevels = 0; }
     __syncthreads();
 
     // (B) Fixed loads and the total; visiting order of the non-empty multi experts (count descending, ties by id).
     u64 myTotal = 0;
     for (int e = tid; e < NE; e += NT) {
-        const int c = counts[e];
+        const int c = sCount[e];
+        const int2 info = sInfo[e];
         myTotal += (u64)c;
-        if (multiIndex[e] < 0 || c == 0) {
-            sQ[replicaStart[e]] = c;
-            if (c > 0) atomicAdd((u64*)&sLoad[expertHome[e]], (u64)c);
+        if (!(info.y >> 30) || c == 0) {
+            sQ[info.x] = c;
+            if (c > 0) atomicAdd((u64*)&sLoad[info.y & 0x3fffffff], (u64)c);
         }
     }
     for (int o = 16; o > 0; o >>= 1) myTotal += __shfl_xor_sync(FULL, myTotal, o);
@@ -82,31 +99,23 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split(
     }
     __syncthreads();
 
-    // (C) Per run entry: the previous multi expert in visiting order on the same rank, and whether none follows.
+    // (C) Per run entry: the previous multi expert in visiting order on the same rank.
     for (int i = tid; i < A; i += NT) {
-        const int m = runOwner[i], r = runRank[i], pm = mPos[m];
-        int pred = -1, best = -1, last = 1;
+        const int m = sOwner[i], r = sRank[i], pm = mPos[m];
+        int pred = -1, best = -1;
         if (mCount[m] > 0) {
             for (int j = sRankStart[r]; j < sRankStart[r + 1]; ++j) {
                 const int m2 = sRankMulti[j];
                 if (mCount[m2] <= 0) continue;
                 const int p2 = mPos[m2];
                 if (p2 < pm && p2 > best) { best = p2; pred = m2; }
-                if (p2 > pm) last = 0;
             }
         }
         sPred[i] = pred;
-        sRec[i] = make_int2(r | (last << 30), 0);
+        sRec[i] = make_int2(r, 0);
     }
-    // Per rank: the largest fixed load (for the bound), and the ranks no multi expert touches, whose loads never
-    // change: their share of every pass's squared sum and peak.
-    for (int r = tid; r < NR; r += NT) {
-        const i64 L = sLoad[r];
-        atomicMax(&sFixedMax, L);
-        bool touched = false;
-        for (int j = sRankStart[r]; j < sRankStart[r + 1]; ++j) touched |= mCount[sRankMulti[j]] > 0;
-        if (!touched) { atomicAdd(&sBaseCost, (u64)L * (u64)L); atomicMax(&sBasePeak, L); }
-    }
+    // The largest fixed load (for the bound).
+    for (int r = tid; r < NR; r += NT) atomicMax(&sFixedMax, sLoad[r]);
     __syncthreads();
 
     // (D) Levels: the longest chain of predecessors, by relaxation (values only rise, and every read is a lower
@@ -143,7 +152,6 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split(
             carry += __shfl_sync(FULL, x, 31);
         }
     }
-    if (tid == 0) { accCost[0] = accCost[1] = sBaseCost; accPeak[0] = accPeak[1] = sBasePeak; }
     __syncthreads();
     for (int m = tid; m < M; m += NT) {
         if (mCount[m] <= 0) continue;
@@ -151,44 +159,51 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split(
         slotInfo[lvlStart[mLvl[m]] + mIdx[m]] = make_int2(a | (k << 16), mCount[m]);
     }
     __syncthreads();
+    long long clock1 = 0;
+    if (profile && tid == 0) clock1 = clock64();
 
-    // Passes: each level's experts water-fill at once, one group of G lanes each (lane = rank of the run).
+    // Passes: each level's experts water-fill at once, one group of G lanes each (lane = rank of the run). A
+    // thread serves the same run entry of a level in every pass, so only it writes that entry's quota: the static
+    // part of the next round and its own old quota are fetched before the barrier, the rank's load after it.
     const i64 bound = max((i64)((sTotal + NR - 1) / NR), sFixedMax);
-    const u64 baseCost = sBaseCost;
-    const i64 basePeak = sBasePeak;
     const int nLevels = sLevels;
     const int lane = tid % G, g = tid / G;
     const int warpGroup0 = (tid / 32) * (32 / G);
     const unsigned shift = (unsigned)((tid & 31) - lane);
     const unsigned gMask = (unsigned)((1ull << G) - 1ull);
+    struct Step { int cnt, a, k, rk, old; i64 c; };
+    auto fetch = [&](int l, int b) {
+        Step p = {lvlCount[l], 0, 0, 0, 0, 0};
+        const int slot = b + g;
+        if (slot < p.cnt) {
+            const int2 si = slotInfo[lvlStart[l] + slot];
+            p.a = si.x & 0xffff; p.k = si.x >> 16; p.c = si.y;
+        }
+        if (lane < p.k) { const int2 rec = sRec[p.a + lane]; p.rk = rec.x; p.old = rec.y; }
+        return p;
+    };
+    Step cur = {0, 0, 0, 0, 0, 0};
+    if (nLevels > 0) cur = fetch(0, 0);
     i64 bestCost = 0x7fffffffffffffffLL, bestPeak = 0x7fffffffffffffffLL;
-    int stalled = 0;
+    int stalled = 0, passesRun = 0;
     for (int pass = 0; pass <= PASSES; ++pass) {
-        const int set = pass % 3;
+        ++passesRun;
         int changed = 0, any = 0;
         for (int l = 0; l < nLevels; ++l) {
-            const int cnt = lvlCount[l], st = lvlStart[l];
+            const int cnt = cur.cnt;
             for (int b = 0; b < cnt; b += NG) {
+                if (b > 0) cur = fetch(l, b);
                 if (b + warpGroup0 >= cnt) break;  // the whole warp is idle (uniform)
-                const int slot = b + g;
-                int a = 0, k = 0;
-                i64 c = 0;
-                if (slot < cnt) { const int2 si = slotInfo[st + slot]; a = si.x & 0xffff; k = si.x >> 16; c = si.y; }
-                const bool valid = lane < k;
-                int rk = 0, old = 0, last = 0;
-                i64 L = 0;
-                if (valid) {
-                    const int2 rec = sRec[a + lane];
-                    rk = rec.x & 0x3fffffff; last = rec.x >> 30; old = rec.y;
-                    L = sLoad[rk] - old;
-                }
+                const bool valid = lane < cur.k;
+                const i64 L = valid ? sLoad[cur.rk] - cur.old : 0;
+                const i64 c = cur.c;
                 // Position among the group's ranks by (load, run order) and the sum of the loads before it.
                 int pos = 0;
                 i64 prefix = 0;
 #pragma unroll
                 for (int j = 0; j < G; ++j) {
                     const i64 Lj = __shfl_sync(FULL, L, j, G);
-                    if (j < k && (Lj < L || (Lj == L && j < lane))) { ++pos; prefix += Lj; }
+                    if (j < cur.k && (Lj < L || (Lj == L && j < lane))) { ++pos; prefix += Lj; }
                 }
                 // The lightest ranks up to the level (membership is monotone in position).
                 const bool inc = valid && (pos == 0 || L * pos < c + prefix);
@@ -199,31 +214,49 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split(
                     const i64 base = tot <= 0x7fffffffLL ? (i64)((unsigned)tot / (unsigned)mIn) : tot / mIn;
                     const i64 rem = tot - base * mIn;
                     const i64 nq = pos < mIn ? base - L + (pos < rem ? 1 : 0) : 0;
-                    const i64 nl = L + nq;
-                    sRec[a + lane].y = (int)nq;
-                    sLoad[rk] = nl;
-                    changed |= ((int)nq != old) ? 1 : 0;
-                    if (last) { atomicAdd(&accCost[set], (u64)nl * (u64)nl); atomicMax(&accPeak[set], nl); }
+                    sRec[cur.a + lane].y = (int)nq;
+                    sLoad[cur.rk] = L + nq;
+                    changed |= ((int)nq != cur.old) ? 1 : 0;
                 }
             }
+            cur = fetch(l + 1 < nLevels ? l + 1 : 0, 0);
             if (l + 1 < nLevels) __syncthreads();
             else any = __syncthreads_or(changed);
         }
-        // Everyone has read the set of pass - 1 before this pass's barriers; the set of pass + 2 is written only
-        // after the next pass's last barrier.
-        if (tid == 0) { accCost[(pass + 2) % 3] = baseCost; accPeak[(pass + 2) % 3] = basePeak; }
         if (!any) break;
-        const i64 cost = (i64)accCost[set], peak = accPeak[set];
-        if (peak <= bound || cost >= bestCost) break;
-        bestCost = cost;
+        // Every warp sums the squared loads and takes the peak (wrapping like Core's Int64), then a barrier so
+        // that no warp writes a load of the next pass before all have read this one.
+        u64 cost = 0;
+        i64 peak = 0;
+        for (int r = tid & 31; r < NR; r += 32) { const i64 x = sLoad[r]; cost += (u64)x * (u64)x; peak = max(peak, x); }
+        for (int o = 16; o > 0; o >>= 1) {
+            cost += __shfl_xor_sync(FULL, cost, o);
+            peak = max(peak, __shfl_xor_sync(FULL, peak, o));
+        }
+        __syncthreads();
+        if (peak <= bound || (i64)cost >= bestCost) break;
+        bestCost = (i64)cost;
         if (peak < bestPeak) { bestPeak = peak; stalled = 0; } else { ++stalled; }
         if (stalled >= STALL) break;
     }
 
     // Quotas out: the multi experts' run entries (every other replica keeps its fixed value or 0).
-    for (int i = tid; i < A; i += NT) if (mCount[runOwner[i]] > 0) sQ[runReplica[i]] = sRec[i].y;
+    for (int i = tid; i < A; i += NT) if (mCount[sOwner[i]] > 0) sQ[sRep[i]] = sRec[i].y;
     __syncthreads();
     for (int s = tid; s < NS; s += NT) quotas[s] = sQ[s];
+    // Optional profile (host-zeroed, summed over launches): prologue and total SM cycles, global-timer ns, launches,
+    // passes, levels.
+    if (profile && tid == 0) {
+        const long long clock2 = clock64();
+        u64 time2;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(time2));
+        atomicAdd(&profile[0], (u64)(clock1 - clock0));
+        atomicAdd(&profile[1], (u64)(clock2 - clock0));
+        atomicAdd(&profile[2], time2 - time0);
+        atomicAdd(&profile[3], 1ull);
+        atomicAdd(&profile[4], (u64)passesRun);
+        atomicAdd(&profile[5], (u64)nLevels);
+    }
 }
 """#
 }

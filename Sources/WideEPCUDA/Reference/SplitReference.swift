@@ -3,8 +3,8 @@ import WideEPCore
 /// CPU twin of `balanced_split` written the kernel's way: the packed `SplitTables`, per-replica quotas, the multi
 /// experts scheduled in levels (each expert one level above its predecessor on any of its ranks), a level's
 /// water-fills done from one snapshot of its ranks' loads by position counting (what the lane groups do), and each
-/// pass's squared load sum and peak collected from the last writer of every rank. Tests compare it with Core's
-/// `ReplicaSplit` (the same quotas) without a GPU; the selftest compares the GPU with it.
+/// pass's squared load sum and peak taken over all ranks after the pass. Tests compare it with Core's `ReplicaSplit`
+/// (the same quotas) without a GPU; the selftest compares the GPU with it.
 public enum SplitReference {
     /// What one split computed, with the schedule the kernel would run.
     public struct Result: Equatable, Sendable {
@@ -46,9 +46,9 @@ public enum SplitReference {
         for m in 0..<nM where active[m] {
             for j in 0..<nM where mCount[j] > mCount[m] || (mCount[j] == mCount[m] && j < m) { pos[m] += 1 }
         }
-        // (C) Predecessor on the entry's rank and whether it is the rank's last writer; untouched ranks' share.
+        // (C) Predecessor on the entry's rank.
         let nA = t.runRank.count
-        var pred = [Int](repeating: -1, count: nA), last = [Bool](repeating: true, count: nA)
+        var pred = [Int](repeating: -1, count: nA)
         for i in 0..<nA where active[Int(t.runOwner[i])] {
             let m = Int(t.runOwner[i]), r = Int(t.runRank[i])
             var best = -1
@@ -56,15 +56,9 @@ public enum SplitReference {
                 let m2 = Int(t.rankMulti[j])
                 guard active[m2] else { continue }
                 if pos[m2] < pos[m] && pos[m2] > best { best = pos[m2]; pred[i] = m2 }
-                if pos[m2] > pos[m] { last[i] = false }
             }
         }
         let bound = max((total + Int64(nR) - 1) / Int64(nR), load.max() ?? 0)
-        var baseCost: Int64 = 0, basePeak: Int64 = 0
-        for r in 0..<nR {
-            let touched = (Int(t.rankStart[r])..<Int(t.rankStart[r + 1])).contains { active[Int(t.rankMulti[$0])] }
-            if !touched { baseCost &+= load[r] &* load[r]; basePeak = max(basePeak, load[r]) }
-        }
         // (D) Levels by relaxation to the fixpoint, (E) buckets (ascending id within a level).
         var level = [Int](repeating: 0, count: nM)
         var moved = true
@@ -85,22 +79,20 @@ public enum SplitReference {
         for _ in 0...CUDAKernels.splitPasses {
             passes += 1
             var changed = false
-            var cost = baseCost, peak = basePeak
             for bucket in buckets {
                 for m in bucket {
                     let a = Int(t.runStart[m]), k = Int(t.runStart[m + 1]) - a
                     let lv = (0..<k).map { load[Int(t.runRank[a + $0])] - Int64(runQ[a + $0]) }
                     let fill = waterFill(count: Int64(mCount[m]), loads: lv)
                     for l in 0..<k {
-                        let nl = lv[l] + fill[l]
                         if Int32(truncatingIfNeeded: fill[l]) != runQ[a + l] { changed = true }
                         runQ[a + l] = Int32(truncatingIfNeeded: fill[l])
-                        load[Int(t.runRank[a + l])] = nl
-                        if last[a + l] { cost &+= nl &* nl; peak = max(peak, nl) }
+                        load[Int(t.runRank[a + l])] = lv[l] + fill[l]
                     }
                 }
             }
             if !changed { break }
+            let cost = load.reduce(Int64(0)) { $0 &+ $1 &* $1 }, peak = max(0, load.max() ?? 0)
             if peak <= bound || cost >= bestCost { break }
             bestCost = cost
             if peak < bestPeak { bestPeak = peak; stalled = 0 } else { stalled += 1 }

@@ -16,7 +16,9 @@ struct BenchSplitCommand: ParsableCommand {
             batches of --tokens × --top-k pairs are drawn from the same loads scaled by a random drift of ±30% per \
             expert (or from --batch-json). The GPU quotas are checked against the CPU twin and Core (identical \
             quotas, conservation, max rank load ratio ≤ 1.01); then the µs per layer of the kernel (CUDA graph of one \
-            launch per layer, and back-to-back launches), the previous serial kernel and Core's CPU split on this host.
+            launch per layer, and back-to-back launches), the previous serial kernel and Core's CPU split on this host; \
+            the graphs again while a load kernel keeps 64 SMs busy (the clocks of a serving card); and the kernel's own \
+            SM cycles and clock (clock64 / globaltimer).
             """)
 
     @Option(name: .customLong("stats-json"), help: "Plan on the \"expert_load\" [layers][experts] of this JSON file.")
@@ -102,6 +104,7 @@ struct BenchSplitCommand: ParsableCommand {
             source: statsJSON ?? "generated (seed \(seed))", device: device.name, layers: loads.count, epSize: epSize,
             slots: slots, tokens: tokens, checks: checks, timing: timing, targetMicros: 10)
         if json { try CLIOutput.printJSON(result) } else { print(Self.report(result)) }
+        if let m = checks.firstMismatch { CLIOutput.progress("bench split: first mismatch: \(m)") }
         if checks.conservationErrors + checks.twinMismatches > 0 || !(checks.worstPeakRatio <= 1.01) {
             throw ExitCode(1)
         }
@@ -118,7 +121,13 @@ struct BenchSplitCommand: ParsableCommand {
         row("GPU level-parallel (CUDA graph)", t.gpuGraphMicros)
         row("GPU level-parallel (launches)", t.gpuEagerMicros)
         row("GPU serial, previous (CUDA graph)", t.serialGraphMicros)
+        row("GPU level-parallel, loaded card (graph)", t.gpuGraphLoadedMicros)
+        row("GPU serial, loaded card (graph)", t.serialGraphLoadedMicros)
         row("CPU Core, one thread", t.cpuMicros)
+        func prof(_ p: SplitBenchmark.Profile) -> String {
+            String(format: "%.0f cycles (prologue %.0f) at %.0f MHz = %.2f µs in the kernel", p.totalCycles,
+                   p.prologueCycles, p.clockMHz, p.totalCycles / max(p.clockMHz, 1))
+        }
         return """
             bench split on \(r.device): \(r.source), \(r.layers) layers, \(c.cases) batches of \(r.tokens) tokens; \
             \(r.slots) slots on \(r.epSize) ranks
@@ -127,6 +136,7 @@ struct BenchSplitCommand: ParsableCommand {
             \(c.coreMismatches), worst max rank load / Core \(String(format: "%.4f", c.worstPeakRatio)) (≤ 1.01); \
             schedule: \(String(format: "%.1f", c.meanSteps)) water-fills in \(String(format: "%.1f", c.meanLevels)) \
             levels per pass, \(String(format: "%.1f", c.meanPasses)) passes (means)
+            kernel profile (mean per launch): idle card \(prof(t.profile)); loaded card \(prof(t.loadedProfile))
             """
     }
 
