@@ -59,22 +59,29 @@ extension CUDAMoEKernels {
         try gpu.stream.wait(m.event)
     }
 
-    /// Page-locks `region` with `cuMemHostRegister` (portable), so slot copies from it are asynchronous DMA; false
-    /// when the driver refuses (e.g. a page already registered by a neighbouring array): copies then stage through
-    /// the driver's pinned buffers, slower but correct.
+    /// Page-locks the whole pages inside `region` with `cuMemHostRegister` (portable), so slot copies from them are
+    /// asynchronous DMA. Only whole pages: a neighbouring allocation may share the edge pages (registering a page
+    /// twice fails), and a copy touching an edge page is then staged by the driver — slower, still correct. False
+    /// when the driver refuses or the region holds no whole page.
     public func pinHostMemory(_ region: UnsafeRawBufferPointer) -> Bool {
-        guard let base = region.baseAddress, region.count > 0, (try? gpu.context.makeCurrent()) != nil else {
-            return false
-        }
+        guard let (base, bytes) = Self.wholePages(region), (try? gpu.context.makeCurrent()) != nil else { return false }
         let api = gpu.context.api
-        return api.cuMemHostRegister(UnsafeMutableRawPointer(mutating: base), region.count,
-                                     CUAttribute.hostRegisterPortable) == 0
+        return api.cuMemHostRegister(base, bytes, CUAttribute.hostRegisterPortable) == 0
     }
 
     /// Undoes `pinHostMemory`.
     public func unpinHostMemory(_ region: UnsafeRawBufferPointer) {
-        guard let base = region.baseAddress, (try? gpu.context.makeCurrent()) != nil else { return }
-        _ = gpu.context.api.cuMemHostUnregister(UnsafeMutableRawPointer(mutating: base))
+        guard let (base, _) = Self.wholePages(region), (try? gpu.context.makeCurrent()) != nil else { return }
+        _ = gpu.context.api.cuMemHostUnregister(base)
+    }
+
+    /// The page-aligned start and byte count of the whole 4 KiB pages inside `region`, or nil when there are none.
+    static func wholePages(_ region: UnsafeRawBufferPointer) -> (UnsafeMutableRawPointer, Int)? {
+        guard let p = region.baseAddress else { return nil }
+        let page = 4096, start = (Int(bitPattern: p) + page - 1) / page * page
+        let end = (Int(bitPattern: p) + region.count) / page * page
+        guard end > start, let base = UnsafeMutableRawPointer(bitPattern: start) else { return nil }
+        return (base, end - start)
     }
 
     // MARK: Scratch reused across forwards
