@@ -28,18 +28,28 @@ extension CUDAMoEKernels {
         try copyStream.wait(m.event)
     }
 
-    /// Queues one slot's W13 and W2 host-to-device copies on the copy stream (asynchronous from pinned memory).
+    /// Bytes per host-to-device copy of a slot write: a long copy would hold the copy engine while the compute
+    /// stream's small uploads (layout tables) queue behind it.
+    static let slotCopyChunkBytes = 1 << 20
+
+    /// Queues one slot's W13 and W2 host-to-device copies on the copy stream (asynchronous from pinned memory), in
+    /// chunks of `slotCopyChunkBytes`.
     public func enqueueSlotWrite(
         w13: UnsafeBufferPointer<Float>, w2: UnsafeBufferPointer<Float>, into weights: SlotWeights<CUDABuffer>,
         localSlot: Int
     ) throws {
         let (n13, n2) = try weights.checkSlotWrite(localSlot: localSlot, w13: w13.count, w2: w2.count)
         try gpu.context.makeCurrent()
-        let api = gpu.context.api, s = copyStream.handle
-        try api.check(api.cuMemcpyHtoDAsync(weights.w13.address(localSlot * n13), w13.baseAddress, n13 * 4, s),
-                      "cuMemcpyHtoDAsync(slot W13)")
-        try api.check(api.cuMemcpyHtoDAsync(weights.w2.address(localSlot * n2), w2.baseAddress, n2 * 4, s),
-                      "cuMemcpyHtoDAsync(slot W2)")
+        let api = gpu.context.api, s = copyStream.handle, chunk = Self.slotCopyChunkBytes
+        for (dst, src, bytes, name) in [
+            (weights.w13.address(localSlot * n13), UnsafeRawPointer(w13.baseAddress!), n13 * 4, "W13"),
+            (weights.w2.address(localSlot * n2), UnsafeRawPointer(w2.baseAddress!), n2 * 4, "W2"),
+        ] {
+            for off in stride(from: 0, to: bytes, by: chunk) {
+                try api.check(api.cuMemcpyHtoDAsync(dst + UInt64(off), src + off, min(chunk, bytes - off), s),
+                              "cuMemcpyHtoDAsync(slot \(localSlot) \(name), \(bytes) bytes)")
+            }
+        }
     }
 
     /// Records a "copied" event on the copy stream and waits for it on the host (the migration thread), so the
