@@ -19,7 +19,8 @@
  *    state; the last-error message is per thread.
  *  - wideep_plan plans layers on several threads: it starts them inside the call and joins them before it returns
  *    (no pool outlives a call, so a host may fork at any time). The environment variable WIDEEP_NUM_THREADS caps
- *    their number (default: the online processor count; 1 plans on the calling thread only).
+ *    their number (default: the online processor count; 1 plans on the calling thread only); each thread gets at
+ *    least 8 layers, so fewer than 16 layers are planned on the calling thread.
  */
 #ifndef WIDEEP_H
 #define WIDEEP_H
@@ -38,8 +39,9 @@ extern "C" {
 #define WIDEEP_ERROR_INFEASIBLE 4       /* a valid request the planner cannot satisfy */
 #define WIDEEP_ERROR_INTERNAL 5         /* unexpected failure inside the library */
 
-/* Version of this ABI (changes when a signature or status code changes). This header describes version 2. */
-#define WIDEEP_ABI_VERSION 2
+/* Version of this ABI (changes when a signature or status code changes, or a function is added). This header
+ * describes version 3 (version 3 added wideep_log2phy). */
+#define WIDEEP_ABI_VERSION 3
 int32_t wideep_abi_version(void);
 
 /* Library version, e.g. "0.1.0". Static string owned by the library. */
@@ -71,11 +73,26 @@ const char *wideep_last_error(void);
  *                   logical expert in ascending order, padded with -1. If an expert needs more than max_replicas
  *                   entries, WIDEEP_ERROR_CAPACITY is returned and no output is written.
  *  logcnt           out [num_layers, num_experts] int64, or NULL: replicas per logical expert (>= 1).
+ *
+ * Fast path: with log2phy NULL the planner writes phy2log and logcnt rows directly (no scratch copy); a caller that
+ * wants a tight log2phy passes NULL here, takes X = max(logcnt) and calls wideep_log2phy with max_replicas = X.
  */
 int32_t wideep_plan(const double *loads, int64_t num_layers, int64_t num_experts, const char *policy,
                     int64_t num_replicas, int64_t num_groups, int64_t num_nodes, int64_t num_gpus,
                     int32_t allow_same_rank, const int64_t *current_phy2log, int64_t max_replicas,
                     int64_t *phy2log, int64_t *log2phy, int64_t *logcnt);
+
+/*
+ * The physical experts of each logical expert, from a placement (DeepSeek's log2phy).
+ *
+ *  phy2log       [num_layers, num_replicas] int64: logical expert of each physical expert, in 0..num_experts-1.
+ *  max_replicas  last dimension of log2phy (>= 1).
+ *  log2phy       out [num_layers, num_experts, max_replicas] int64: each expert's physical experts in ascending
+ *                order, padded with -1 (an expert without replicas gets a row of -1). If an expert has more than
+ *                max_replicas physical experts, WIDEEP_ERROR_CAPACITY is returned and nothing is written.
+ */
+int32_t wideep_log2phy(const int64_t *phy2log, int64_t num_layers, int64_t num_experts, int64_t num_replicas,
+                       int64_t max_replicas, int64_t *log2phy);
 
 /*
  * Splits one batch's tokens of one layer over the replicas of its placement (WideEP's ReplicaSplit).

@@ -61,6 +61,21 @@ enum ABIArguments {
         return out
     }
 
+    /// Checks `[layers, experts]` float64 loads in place, rejecting NaN, infinities and negatives.
+    static func checkLoads(_ pointer: UnsafePointer<Double>, layers: Int, experts: Int, name: String = "loads") throws {
+        let n = layers * experts
+        var i = 0
+        while i < n {
+            let x = pointer[i]
+            // False for NaN, negatives and both infinities.
+            if !(x >= 0 && x < .infinity) {
+                throw ABIError.invalid(
+                    "\(name)[\(i / experts)][\(i % experts)] = \(x); loads must be finite and >= 0")
+            }
+            i &+= 1
+        }
+    }
+
     /// Builds one layer's Placement from a `[numSlots]` int64 slot → expert row.
     static func placement(
         _ row: UnsafeBufferPointer<Int64>, numExperts: Int, numRanks: Int, allowSameRank: Bool, layer: Int?,

@@ -5,9 +5,10 @@ import Darwin
 #endif
 import WideEPCore
 
-/// Version of the C ABI exported by libwideep.so. It changes only when a signature or a status code changes.
+/// Version of the C ABI exported by libwideep.so. It changes when a signature or a status code changes, or a function
+/// is added (3 added `wideep_log2phy`).
 @_cdecl("wideep_abi_version")
-public func wideep_abi_version() -> Int32 { 2 }
+public func wideep_abi_version() -> Int32 { 3 }
 
 /// The library's version string, e.g. "0.1.0"; a NUL-terminated static string owned by the library.
 @_cdecl("wideep_version")

@@ -193,3 +193,31 @@ def test_planning_works_in_a_forked_child_after_the_parent_planned(lib, monkeypa
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_log2phy_lists_each_experts_slots_in_order_and_checks_capacity(lib):
+    rng = np.random.default_rng(4)
+    phy2log = np.ascontiguousarray(rng.integers(0, 6, size=(3, 20)), dtype=np.int64)
+    width = int(max(np.bincount(row, minlength=7).max() for row in phy2log))
+    out = np.full((3, 7, width), 77, np.int64)
+    assert lib.wideep_log2phy(phy2log.ctypes.data, 3, 7, 20, width, out.ctypes.data) == _lib.OK, _lib.last_error()
+    for l in range(3):
+        for e in range(7):
+            slots = np.flatnonzero(phy2log[l] == e)  # ascending; expert 6 has none
+            assert (out[l, e, : len(slots)] == slots).all() and (out[l, e, len(slots):] == -1).all()
+    small = np.full((3, 7, width - 1), 77, np.int64)
+    assert lib.wideep_log2phy(phy2log.ctypes.data, 3, 7, 20, width - 1, small.ctypes.data) == _lib.CAPACITY
+    assert "max_replicas" in _lib.last_error() and (small == 77).all()
+    bad = phy2log.copy()
+    bad[1, 3] = 7
+    assert lib.wideep_log2phy(bad.ctypes.data, 3, 7, 20, width, out.ctypes.data) == _lib.INVALID_ARGUMENT
+    assert "phy2log[1][3] = 7" in _lib.last_error()
+
+
+def test_rebalance_log2phy_is_as_wide_as_the_most_replicated_expert(lib):
+    weight = np.array([[1000.0] + [1.0] * 11, [1.0] * 12])
+    phy2log, log2phy, logcnt = eplb.rebalance_experts(weight, **README_ARGS)
+    assert log2phy.shape == (2, 12, int(logcnt.max()))
+    for l in range(2):
+        for e in range(12):
+            assert (log2phy[l, e, : logcnt[l, e]] == np.flatnonzero(phy2log[l] == e)).all()

@@ -13,7 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 _LIB_NAMES = ("libwideep.dylib", "libwideep.so") if sys.platform == "darwin" else ("libwideep.so",)
 
 # Status codes, as in include/wideep.h.
@@ -24,6 +24,7 @@ _i32 = ctypes.c_int32
 _pd = ctypes.POINTER(ctypes.c_double)
 _pi64 = ctypes.POINTER(ctypes.c_int64)
 _str = ctypes.c_char_p
+_vp = ctypes.c_void_p  # accepts ctypes pointers, None and plain addresses (ndarray.ctypes.data: the cheapest)
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -60,7 +61,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.wideep_last_error.restype = _str
     lib.wideep_last_error.argtypes = []
     lib.wideep_plan.restype = _i32
-    lib.wideep_plan.argtypes = [_pd, _i64, _i64, _str, _i64, _i64, _i64, _i64, _i32, _pi64, _i64, _pi64, _pi64, _pi64]
+    lib.wideep_plan.argtypes = [_vp, _i64, _i64, _str, _i64, _i64, _i64, _i64, _i32, _vp, _i64, _vp, _vp, _vp]
+    lib.wideep_log2phy.restype = _i32
+    lib.wideep_log2phy.argtypes = [_vp, _i64, _i64, _i64, _i64, _vp]
     lib.wideep_split.restype = _i32
     lib.wideep_split.argtypes = [_pi64, _i64, _pi64, _i64, _i64, _str, _pi64]
     lib.wideep_imbalance.restype = _i32
@@ -78,11 +81,13 @@ def load() -> ctypes.CDLL:
             if not path.is_file():
                 continue
             lib = ctypes.CDLL(str(path))
-            _declare(lib)
+            lib.wideep_abi_version.restype = _i32
+            lib.wideep_abi_version.argtypes = []
             version = lib.wideep_abi_version()
             if version != ABI_VERSION:
                 raise OSError(f"{path} has wideep C ABI version {version}, this package needs {ABI_VERSION}; "
                               "rebuild it with `swift build -c release --product wideep`")
+            _declare(lib)
             _lib = lib
             return lib
         listed = "\n  ".join(str(p) for p in tried)

@@ -54,12 +54,14 @@ def _count(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def _loads(weight, name: str = "weight", ndim: int = 2) -> np.ndarray:
+def _loads(weight, name: str = "weight", ndim: int = 2, check_values: bool = True) -> np.ndarray:
     a = _to_numpy(weight, name)
     if a.ndim != ndim or 0 in a.shape:
         shape = "[layers, experts]" if ndim == 2 else "[experts]"
         raise ValueError(f"{name} must be a non-empty {ndim}-D array {shape}, got shape {tuple(a.shape)}")
     a = np.ascontiguousarray(a, dtype=np.float64)
+    if not check_values:
+        return a
     bad = ~np.isfinite(a) | (a < 0)
     if bad.any():
         at = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -111,7 +113,8 @@ def rebalance_experts(weight, num_replicas: int, num_groups: int, num_nodes: int
     Raises:
         ValueError: bad shapes, dtypes, values or an impossible request, with the reason.
     """
-    loads = _loads(weight)
+    # Shape and dtype here; values (finite, >= 0) are checked by the library in the same pass that reads them.
+    loads = _loads(weight, check_values=False)
     layers, experts = loads.shape
     num_replicas = _count(num_replicas, "num_replicas")
     num_groups = _count(num_groups, "num_groups")
@@ -121,26 +124,28 @@ def rebalance_experts(weight, num_replicas: int, num_groups: int, num_nodes: int
         raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")
     if num_replicas < experts:
         raise ValueError(f"num_replicas {num_replicas} is smaller than the {experts} experts of weight")
-    if policy == "deepseek":
-        # DeepSeek plans on weight.float(): round first so ties break the same way.
-        loads = loads.astype(np.float32).astype(np.float64)
     if allow_same_rank is None:
         allow_same_rank = policy == "deepseek" or num_replicas > experts * num_gpus
+    if policy == "deepseek" and not allow_same_rank:
+        # DeepSeek plans on weight.float(): round first so ties break the same way. (With same-rank replicas the
+        # library follows DeepSeek exactly and rounds to float32 itself.)
+        loads = loads.astype(np.float32).astype(np.float64)
     current_ids = None
     if current is not None:
         current_ids = _ids(current, "current", (layers, num_replicas))
 
-    width = num_replicas - experts + 1
-    phy2log = np.empty((layers, num_replicas), dtype=np.int64)
-    log2phy = np.empty((layers, experts, width), dtype=np.int64)
-    logcnt = np.empty((layers, experts), dtype=np.int64)
     lib = _lib.load()
+    phy2log = np.empty((layers, num_replicas), dtype=np.int64)
+    logcnt = np.empty((layers, experts), dtype=np.int64)
     status = lib.wideep_plan(
-        _ptr(loads, ctypes.c_double), layers, experts, policy.encode(), num_replicas, num_groups, num_nodes,
-        num_gpus, int(bool(allow_same_rank)), None if current_ids is None else _ptr(current_ids, ctypes.c_int64),
-        width, _ptr(phy2log, ctypes.c_int64), _ptr(log2phy, ctypes.c_int64), _ptr(logcnt, ctypes.c_int64))
+        loads.ctypes.data, layers, experts, policy.encode(), num_replicas, num_groups, num_nodes, num_gpus,
+        int(bool(allow_same_rank)), None if current_ids is None else current_ids.ctypes.data, 0,
+        phy2log.ctypes.data, None, logcnt.ctypes.data)
     _lib.check(status)
-    log2phy = np.ascontiguousarray(log2phy[:, :, : int(logcnt.max())])
+    # log2phy as wide as the most replicated expert, filled from phy2log by the library.
+    width = int(logcnt.max())
+    log2phy = np.empty((layers, experts, width), dtype=np.int64)
+    _lib.check(lib.wideep_log2phy(phy2log.ctypes.data, layers, experts, num_replicas, width, log2phy.ctypes.data))
     return _torch_like(weight, phy2log, log2phy, logcnt)
 
 

@@ -15,10 +15,15 @@ enum BalancedPlanner {
         -> Placement
     {
         state.reset(loads: loads)
-        let order = state.replicateOrdered(slots: request.numSlots, cap: state.replicaCap)
+        try plan(layer: layer, state: state)
+        return try state.makePlacement(layer: layer)
+    }
+
+    /// Plans the layer loaded in `state` (by `reset(loads:)`) into its slot table.
+    static func plan(layer: Int?, state: PackingState) throws {
+        let order = state.replicateOrdered(slots: state.numSlots, cap: state.replicaCap)
         try state.packLPT(experts: order, ranks: 0..<state.numRanks, layer: layer)
         refine(state)
-        return try state.makePlacement(layer: layer)
     }
 
     /// Predicted imbalance at which the local search stops: far below the per-step noise of real traffic

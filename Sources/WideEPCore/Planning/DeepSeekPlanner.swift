@@ -15,20 +15,24 @@ enum DeepSeekPlanner {
     static func planLayer(loads: [Double], request: PlannerRequest, layer: Int?, state: PackingState) throws
         -> Placement
     {
-        let e = loads.count
+        state.reset(loads: loads)
+        try plan(request: request, layer: layer, state: state)
+        return try state.makePlacement(layer: layer)
+    }
+
+    /// Plans the layer loaded in `state` (by `reset(loads:)`) into its slot table.
+    static func plan(request: PlannerRequest, layer: Int?, state: PackingState) throws {
+        let e = state.numExperts
         let groups = request.numExpertGroups
         let nodes = state.numNodes
         if state.allowSameRank {
             // DeepSeek's own semantics (it never separates replicas by rank): reproduce it exactly, ties included.
-            let table = exactSlotTable(
-                loads: loads, numSlots: state.numSlots, groups: groups, nodes: nodes, gpus: state.numRanks)
-            return try Placement(
-                slotExpert: table, numExperts: e, numRanks: state.numRanks, allowSameRankReplicas: true, layer: layer)
+            exactPlan(state: state, groups: groups)
+            return
         }
         let perNodeSlots = state.numSlots / nodes
         let perNodeExperts = groups % nodes == 0 ? e / nodes : 0
         let nodeCap = state.allowSameRank ? perNodeSlots : state.ranksPerNode
-        state.reset(loads: loads)
         if nodes > 1 && groups % nodes == 0 && perNodeSlots <= perNodeExperts * nodeCap {
             try hierarchical(request: request, layer: layer, state: state, nodeCap: nodeCap)
         } else {
@@ -36,7 +40,6 @@ enum DeepSeekPlanner {
             let order = state.sortedByReplicaWeight(0..<Int32(e))
             try state.packLPT(experts: order, ranks: 0..<state.numRanks, layer: layer)
         }
-        return try state.makePlacement(layer: layer)
     }
 
     private static func hierarchical(request: PlannerRequest, layer: Int?, state: PackingState, nodeCap: Int) throws {

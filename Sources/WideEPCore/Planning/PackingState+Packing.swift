@@ -5,17 +5,20 @@ extension PackingState {
     ///
     /// When every rank with a free slot already holds the expert, a placed replica of another expert moves into the
     /// free slot and the new replica takes its place (`repair`), so packing never fails while a valid placement
-    /// exists for these counts.
+    /// exists for these counts. The experts must not be on `ranks` yet (each appears once in `experts`), so the
+    /// first replica of each needs no check.
     func packLPT<C: Collection>(experts: C, ranks: Range<Int>, layer: Int?) throws where C.Element == Int32 {
         // Open ranks (free slots left), ascending by (load, rank): the first one not holding the expert wins.
         let open = rankOrder
         var n = openRanks(ranks)
         for x in experts {
             let e = Int(x)
-            let w = load[e] / Double(count[e])
-            for _ in 0..<Int(count[e]) {
+            let c = Int(count[e])
+            let w = c == 1 ? load[e] : load[e] / Double(c)
+            for i in 0..<c {
+                // The experts are not on `ranks` before their turn, so the first replica is never blocked.
                 var k = 0
-                while k < n && blocks(rank: Int(open[k]), expert: x) { k &+= 1 }
+                if i > 0 { while k < n && blocks(rank: Int(open[k]), expert: x) { k &+= 1 } }
                 if k == n {
                     try repair(expert: x, weight: w, ranks: ranks, layer: layer)
                     n = openRanks(ranks)
@@ -29,13 +32,17 @@ extension PackingState {
                     n &-= 1
                 } else {
                     // The rank got heavier: binary-search its new place to the right and shift the run between.
+                    // Branch-free lower bound: the first entry after k at or above (load, rank).
                     let lr = rankLoad[r]
-                    var lo = k &+ 1, hi = n
-                    while lo < hi {
-                        let mid = (lo &+ hi) >> 1
-                        let y = Int(open[mid])
+                    var lo = k &+ 1, len = n &- lo
+                    while len > 0 {
+                        let half = len >> 1
+                        let y = Int(open[lo &+ half])
                         let ly = rankLoad[y]
-                        if ly < lr || (ly == lr && y < r) { lo = mid &+ 1 } else { hi = mid }
+                        // 1 when (ly, y) < (lr, r), computed without branches (the outcome is unpredictable).
+                        let below = (ly < lr ? 1 : 0) | ((ly == lr ? 1 : 0) & (y < r ? 1 : 0))
+                        lo &+= (half &+ 1) &* below
+                        len = half &+ below &* (len &- 2 &* half &- 1)
                     }
                     let dest = lo &- 1
                     if dest > k { shiftLeft(open, from: k, count: dest &- k) }

@@ -7,24 +7,26 @@ extension PackingState {
     /// heaviest node's load, so node balance never gets worse.
     func refineSwaps(maxRounds: Int, target: Double, nodeAware: Bool) {
         let p = slotsPerRank
+        let nR = numRanks
+        guard nR > 1 else { return }
         let order = rankOrder
-        for r in 0..<numRanks { order[r] = Int32(r) }
-        for _ in 0..<maxRounds {
-            // Ranks by load, ascending (insertion sort: nearly sorted from the previous round).
-            for i in 1..<max(numRanks, 1) {
-                let x = order[i]
-                let lx = rankLoad[Int(x)]
-                var j = i
-                while j > 0 {
-                    let y = order[j &- 1]
-                    let ly = rankLoad[Int(y)]
-                    if ly < lx || (ly == lx && y < x) { break }
-                    order[j] = y
-                    j &-= 1
-                }
-                order[j] = x
+        // Ranks by (load, rank), ascending; after each exchange only its two ranks move.
+        for r in 0..<nR { order[r] = Int32(r) }
+        for i in 1..<nR {
+            let x = order[i]
+            let lx = rankLoad[Int(x)]
+            var j = i
+            while j > 0 {
+                let y = order[j &- 1]
+                let ly = rankLoad[Int(y)]
+                if ly < lx || (ly == lx && y < x) { break }
+                order[j] = y
+                j &-= 1
             }
-            let h = Int(order[numRanks &- 1])
+            order[j] = x
+        }
+        for _ in 0..<maxRounds {
+            let h = Int(order[nR &- 1])
             let lh = rankLoad[h]
             if lh <= target { return }
             let eps = 1e-12 * lh
@@ -32,12 +34,12 @@ extension PackingState {
             if nodeAware { for n in 0..<numNodes where nodeLoad[n] > maxNode { maxNode = nodeLoad[n] } }
             let nh = Int(rankNode[h])
             var bestPeak = lh - eps
-            var bi = -1, bj = -1
+            var bi = -1, bj = -1, bk = -1
             let hb = h &* p
             // Once the pair's peak is at or below the next-heaviest rank (or the target), a better exchange for this
             // pair cannot lower the max any further this round.
-            let enough = max(target, numRanks > 1 ? rankLoad[Int(order[numRanks &- 2])] : 0)
-            for k in 0..<(numRanks &- 1) {
+            let enough = max(target, rankLoad[Int(order[nR &- 2])])
+            for k in 0..<(nR &- 1) {
                 let r = Int(order[k])
                 let lr = rankLoad[r]
                 // No exchange with this or any heavier rank can end below (lh + lr) / 2.
@@ -58,13 +60,42 @@ extension PackingState {
                         if peak >= bestPeak { continue }
                         let ej = slotExpert[j]
                         if ej == ei || blocks(rank: r, expert: ei) || blocks(rank: h, expert: ej) { continue }
-                        bestPeak = peak; bi = i; bj = j
+                        bestPeak = peak; bi = i; bj = j; bk = k
                     }
                 }
             }
             if bi < 0 { return }
             swapSlots(bi, bj)
+            reorder(order, heaviestTo: nR &- 1, raised: bk)
         }
+    }
+
+    /// Restores the (load, rank) order of `order[0..<R]` after an exchange that lowered the last entry's load and
+    /// raised the load of the entry at `raised`; every other entry is still in place.
+    func reorder(_ order: UnsafeMutableBufferPointer<Int32>, heaviestTo last: Int, raised k: Int) {
+        @inline(__always) func below(_ y: Int32, _ ly: Double, _ x: Int32, _ lx: Double) -> Bool {
+            ly < lx || (ly == lx && y < x)
+        }
+        let h = order[last], lh = rankLoad[Int(h)]
+        let r = order[k], lr = rankLoad[Int(r)]
+        // Take r out and move it right past the lighter entries of k+1..<last (h, at `last`, is handled next).
+        var i = k
+        while i &+ 1 < last {
+            let y = order[i &+ 1]
+            if !below(y, rankLoad[Int(y)], r, lr) { break }
+            order[i] = y
+            i &+= 1
+        }
+        order[i] = r
+        // Move h left past the heavier entries.
+        var j = last
+        while j > 0 {
+            let y = order[j &- 1]
+            if below(y, rankLoad[Int(y)], h, lh) { break }
+            order[j] = y
+            j &-= 1
+        }
+        order[j] = h
     }
 
     /// Evens out node loads without raising the max rank load: exchanges slots between the heaviest and lightest
@@ -119,18 +150,35 @@ extension PackingState {
     /// `cap`: a rank whose slots are all single-replica experts cannot shed tokens through the balanced split, so
     /// it trades one slot with a rank holding two or more replicated slots, choosing the closest weights.
     func spreadFlexibility(cap: Double) {
-        let p = slotsPerRank
-        var flex = [Int](repeating: 0, count: numRanks)
-        for s in 0..<numSlots where count[Int(slotExpert[s])] > 1 { flex[s / p] += 1 }
-        for a in 0..<numRanks where flex[a] == 0 {
-            var best = Double.infinity
-            var bi = -1, bj = -1
-            for b in 0..<numRanks where flex[b] >= 2 {
-                for j in (b * p)..<((b + 1) * p) where count[Int(slotExpert[j])] > 1 {
-                    let wj = slotWeight[j], ej = slotExpert[j]
-                    for i in (a * p)..<((a + 1) * p) {
+        let p = slotsPerRank, nR = numRanks
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: nR + numSlots) { buffer in
+            let flex = buffer.baseAddress!
+            let candidates = flex + nR
+            for r in 0..<nR { flex[r] = 0 }
+            for s in 0..<numSlots where count[Int(slotExpert[s])] > 1 { flex[s / p] &+= 1 }
+            // Slots that can give a replica away: replicated slots on ranks with two or more, in slot order. No
+            // rank gains a second flexible slot below, so the list only loses entries (checked when read).
+            var nc = 0
+            for b in 0..<nR where flex[b] >= 2 {
+                for j in (b &* p)..<((b &+ 1) &* p) where count[Int(slotExpert[j])] > 1 {
+                    candidates[nc] = Int32(j)
+                    nc &+= 1
+                }
+            }
+            guard nc > 0 else { return }
+            for a in 0..<nR where flex[a] == 0 {
+                var best = Double.infinity
+                var bi = -1, bj = -1
+                let la = rankLoad[a]
+                for c in 0..<nc {
+                    let j = Int(candidates[c])
+                    let b = j / p
+                    let ej = slotExpert[j]
+                    if flex[b] < 2 || count[Int(ej)] <= 1 { continue }
+                    let wj = slotWeight[j], lb = rankLoad[b]
+                    for i in (a &* p)..<((a &+ 1) &* p) {
                         let d = wj - slotWeight[i]
-                        if rankLoad[a] + d > cap || rankLoad[b] - d > cap { continue }
+                        if la + d > cap || lb - d > cap { continue }
                         let cost = abs(d)
                         if cost >= best { continue }
                         let ei = slotExpert[i]
@@ -138,11 +186,11 @@ extension PackingState {
                         best = cost; bi = i; bj = j
                     }
                 }
-            }
-            if bi >= 0 {
-                swapSlots(bi, bj)
-                flex[a] += 1
-                flex[bj / p] -= 1
+                if bi >= 0 {
+                    swapSlots(bi, bj)
+                    flex[a] &+= 1
+                    flex[bj / p] &-= 1
+                }
             }
         }
     }

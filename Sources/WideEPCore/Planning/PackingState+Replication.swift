@@ -55,19 +55,16 @@ extension PackingState {
 
     /// `experts` ordered by load per replica, heaviest first (ties to the lower id).
     ///
-    /// Sorts packed 64-bit keys: the weight's bit pattern (monotonic for non-negative doubles) with its lowest bits
-    /// replaced by the inverted expert id, so weights equal to within 2^-(52 - idBits) relative order by id.
+    /// Sorts packed 64-bit keys (`KeySort.key`): weights equal to within 2^-(52 - idBits) relative order by id.
     func sortedByReplicaWeight<C: Collection>(_ experts: C) -> [Int32] where C.Element == Int32 {
-        let idBits = UInt64(max(1, Int.bitWidth - (numExperts - 1).leadingZeroBitCount))
-        let idMask: UInt64 = (1 << idBits) - 1
-        var keys = [UInt64]()
-        keys.reserveCapacity(experts.count)
+        let idMask = KeySort.idMask(count: numExperts)
+        var n = 0
         for e in experts {
-            let w = load[Int(e)] / Double(count[Int(e)])
-            keys.append((w.bitPattern & ~idMask) | (idMask - UInt64(e)))
+            keys[n] = KeySort.key(weight: load[Int(e)] / Double(count[Int(e)]), id: Int(e), idMask: idMask)
+            n += 1
         }
-        keys.sort(by: >)
-        return keys.map { Int32(truncatingIfNeeded: idMask - ($0 & idMask)) }
+        KeySort.descending(keys, count: n)
+        return (0..<n).map { KeySort.id(keys[$0], idMask: idMask) }
     }
 }
 
@@ -79,39 +76,41 @@ extension PackingState {
     /// Only a prefix of the experts by load can get extra replicas: when expert x receives one, every expert
     /// ahead of it in (load, id) order already has two or more. So the heap spans just the first `slots − E`
     /// experts, and the final order is that prefix, re-sorted by load per replica, merged with the untouched rest.
-    func replicateOrdered(slots: Int, cap: Int) -> [Int32] {
+    func replicateOrdered(slots: Int, cap: Int) -> UnsafeMutableBufferPointer<Int32> {
         let nE = numExperts
-        let idBits = UInt64(max(1, Int.bitWidth - (nE - 1).leadingZeroBitCount))
-        let idMask: UInt64 = (1 << idBits) - 1
-        @inline(__always) func key(_ e: Int) -> UInt64 {
-            ((load[e] / Double(count[e])).bitPattern & ~idMask) | (idMask - UInt64(e))
+        let idMask = KeySort.idMask(count: nE)
+        let out = expertOrder
+        for e in 0..<nE {
+            count[e] = 1
+            keys[e] = KeySort.key(weight: load[e], id: e, idMask: idMask)
         }
-        @inline(__always) func id(_ k: UInt64) -> Int32 { Int32(truncatingIfNeeded: idMask - (k & idMask)) }
-        for e in 0..<nE { count[e] = 1 }
-        var keys = [UInt64](unsafeUninitializedCapacity: nE) { buf, n in
-            for e in 0..<nE { buf[e] = key(e) }
-            n = nE
-        }
-        keys.sort(by: >)
+        KeySort.descending(keys, count: nE)
         let extra = slots - nE
         let m = cap > 1 ? min(extra, nE) : 0
-        guard m > 0 else { return keys.map(id) }
-        for i in 0..<m { order[i] = id(keys[i]) }
+        guard m > 0 else {
+            for i in 0..<nE { out[i] = KeySort.id(keys[i], idMask: idMask) }
+            return out
+        }
+        for i in 0..<m { order[i] = KeySort.id(keys[i], idMask: idMask) }
         replicateMinMax(experts: UnsafeMutableBufferPointer(rebasing: order[0..<m]), slots: extra + m, cap: cap)
         // Prefix re-keyed and sorted; the rest keeps its (load, id) order, which is its replica-weight order.
-        var head = [UInt64](unsafeUninitializedCapacity: m) { buf, n in
-            for i in 0..<m { buf[i] = key(Int(id(keys[i]))) }
-            n = m
+        let head = keys + nE
+        for i in 0..<m {
+            let e = Int(KeySort.id(keys[i], idMask: idMask))
+            head[i] = KeySort.key(weight: load[e] / Double(count[e]), id: e, idMask: idMask)
         }
-        head.sort(by: >)
-        var out = [Int32](repeating: 0, count: nE)
+        KeySort.descending(head, count: m)
         var a = 0, b = m, o = 0
         while a < m && b < nE {
-            if head[a] > keys[b] { out[o] = id(head[a]); a += 1 } else { out[o] = id(keys[b]); b += 1 }
-            o += 1
+            if head[a] > keys[b] {
+                out[o] = KeySort.id(head[a], idMask: idMask); a &+= 1
+            } else {
+                out[o] = KeySort.id(keys[b], idMask: idMask); b &+= 1
+            }
+            o &+= 1
         }
-        while a < m { out[o] = id(head[a]); a += 1; o += 1 }
-        while b < nE { out[o] = id(keys[b]); b += 1; o += 1 }
+        while a < m { out[o] = KeySort.id(head[a], idMask: idMask); a &+= 1; o &+= 1 }
+        while b < nE { out[o] = KeySort.id(keys[b], idMask: idMask); b &+= 1; o &+= 1 }
         return out
     }
 }

@@ -34,6 +34,10 @@ final class PackingState {
     let rankOrder: UnsafeMutableBufferPointer<Int32>
     /// Node of each rank, [R] (a table, so hot loops do not divide).
     let rankNode: UnsafeMutableBufferPointer<Int32>
+    /// Scratch: packed sort keys, [2 × S] (S ≥ E).
+    let keys: UnsafeMutablePointer<UInt64>
+    /// Experts ordered by load per replica, heaviest first, as `replicateOrdered` leaves them, [E].
+    let expertOrder: UnsafeMutableBufferPointer<Int32>
 
     init(numExperts: Int, request: PlannerRequest) {
         self.numExperts = numExperts
@@ -54,17 +58,24 @@ final class PackingState {
         order = .allocate(capacity: numExperts)
         rankOrder = .allocate(capacity: numRanks)
         rankNode = .allocate(capacity: numRanks)
+        keys = .allocate(capacity: 2 * max(numSlots, numExperts))
+        expertOrder = .allocate(capacity: numExperts)
         for r in 0..<numRanks { rankNode[r] = Int32(r / ranksPerNode) }
     }
 
     deinit {
         slotExpert.deallocate(); slotWeight.deallocate(); rankLoad.deallocate(); rankFill.deallocate()
         nodeLoad.deallocate(); count.deallocate(); load.deallocate(); order.deallocate(); rankOrder.deallocate()
-        rankNode.deallocate()
+        rankNode.deallocate(); keys.deallocate(); expertOrder.deallocate()
     }
 
     /// Copies a layer's loads in and clears every slot.
     func reset(loads: [Double]) {
+        loads.withUnsafeBufferPointer { reset(loads: $0) }
+    }
+
+    /// Copies a layer's loads in from raw memory and clears every slot.
+    func reset(loads: UnsafeBufferPointer<Double>) {
         precondition(loads.count == numExperts)
         for e in 0..<numExperts { load[e] = loads[e]; count[e] = 1 }
         clearSlots()
