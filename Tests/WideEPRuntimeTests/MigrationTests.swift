@@ -58,19 +58,21 @@ import WideEPTestSupport
         return bad
     }
 
-    /// ≥ 100 rebalances under the layer-wise schedule, with copies slowed so they really overlap later layers and
-    /// the next step: every output equals the dense reference, no forward sees a stale slot, the slot buffers end
+    /// ≥ 100 rebalances under the layer-wise schedule, with every copy held until the next step has begun (so it
+    /// runs across the step boundary, after its placement became active, racing that layer's next forward) and
+    /// slowed per slot: every output equals the dense reference, no forward sees a stale slot, the slot buffers end
     /// holding the final placement's weights.
     @Test(arguments: [(2, 5, 1), (3, 4, 2), (4, 3, 1), (4, 3, 2)])
     func outputsStayEqualToReferenceAcrossManyRebalances(ranks: Int, slotsPerRank spr: Int, updates: Int) throws {
         let nl = Self.config.numMoELayers
         let engine = try Self.makeEngine(ranks: ranks, slotsPerRank: spr, seed: 5 &+ UInt64(ranks * 10 + updates))
         let migrator = WeightMigrator(engine: engine, layerUpdatesPerStep: updates)
-        let copied = Counter()
+        let copied = Counter(), clock = StepClock()
         migrator.afterSlotCopy = { _, _ in
             copied.increment()
-            usleep(150)
+            usleep(100)
         }
+        migrator.beforeCopyJob = { _, _, step in clock.wait(past: step) }
         var g = SplitMix64(seed: 99 &+ UInt64(ranks))
         var targets = engine.placements
         var rebalances = 0, worst = 0.0, stale = 0
@@ -82,6 +84,7 @@ import WideEPTestSupport
             }
             try migrator.setTargets(targets)
             let before = engine.placements
+            clock.advance(to: step)
             let started = migrator.beginStep()
             #expect(!started.isEmpty && started.count <= updates, "step \(step)")
             // The step still runs every migrating layer with its old placement.
@@ -98,6 +101,7 @@ import WideEPTestSupport
             worst = max(worst, Self.worstError(engine, result, offsets: offsets))
             stale += result.layers.reduce(0) { $0 + $1.staleSlots }
         }
+        clock.advance(to: 110)
         try migrator.waitForCopies()
         #expect(rebalances >= 100)
         #expect(copied.value == migrator.slotsMoved)
@@ -175,6 +179,15 @@ final class Counter: @unchecked Sendable {
     private let l = NSLock()
     func increment() { l.lock(); n += 1; l.unlock() }
     var value: Int { l.lock(); defer { l.unlock() }; return n }
+}
+
+/// The test's step number, for copy jobs to wait on.
+final class StepClock: @unchecked Sendable {
+    private let c = NSCondition()
+    private var now = -1
+    func advance(to step: Int) { c.lock(); now = step; c.broadcast(); c.unlock() }
+    /// Blocks until the clock is past `step`.
+    func wait(past step: Int) { c.lock(); while now <= step { c.wait() }; c.unlock() }
 }
 
 /// A one-shot gate: `wait` blocks until `open` was called (then never again).

@@ -32,6 +32,11 @@ public final class WeightMigrator<B: MoEBackend>: LayerForwardHooks {
     /// Test hook: called on the rank's thread when a forward finds its layer's copies unfinished, just before it
     /// blocks on them.
     public var willWaitForCopy: ((_ layer: Int, _ rankIndex: Int) -> Void)?
+    /// Test hook: called on the migration lane when a copy job starts, with the layer, the local rank index and the
+    /// step (0-based count of `beginStep` calls) whose forward queued it (e.g. to hold copies into the next step).
+    public var beforeCopyJob: ((_ layer: Int, _ rankIndex: Int, _ step: Int) -> Void)?
+    /// Steps opened so far (`beginStep` calls).
+    public private(set) var stepsBegun = 0
 
     private let lanes: [CopyLane]
     /// Per migrating layer, per local rank: the rank's own slot changes.
@@ -73,6 +78,7 @@ public final class WeightMigrator<B: MoEBackend>: LayerForwardHooks {
     @discardableResult
     public func beginStep() -> [Int] {
         precondition(migrating.isEmpty, "beginStep() called twice without endStep()")
+        stepsBegun += 1
         let bytesPerSlot = (engine.store[0].w13PerExpert + engine.store[0].w2PerExpert) * 4
         let ranks = engine.backend.localRanks
         for l in pendingLayers.prefix(layerUpdatesPerStep) {
@@ -129,8 +135,9 @@ public final class WeightMigrator<B: MoEBackend>: LayerForwardHooks {
         let ticket = CopyTicket()
         ticket.group.enter()
         lanes[i].put(l, ticket)
-        let stats = self.stats, hook = afterSlotCopy
+        let stats = self.stats, hook = afterSlotCopy, startHook = beforeCopyJob, step = stepsBegun - 1
         lanes[i].queue.async {
+            startHook?(l, i, step)
             let t0 = monotonicSeconds()
             do {
                 try k.beginSlotWrites(after: readsDone)
