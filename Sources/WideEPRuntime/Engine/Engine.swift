@@ -45,18 +45,8 @@ public final class Engine<B: MoEBackend> {
         config = first.config
         self.store = store
         self.placements = placements
-        var all: [[Layer]] = []
-        for (l, w) in store.enumerated() {
-            all.append(try backend.localRanks.map { r in
-                try Layer(weights: w, placement: placements[l], rank: r, kernels: backend.kernels(rank: r),
-                          comm: backend.communicator(rank: r), splitPolicy: splitPolicy)
-            })
-        }
-        layers = all
-        rankBuffers = backend.localRanks.map { _ in RankBuffers() }
-        // The initial slot fill may be queued (CUDA copy stream): it lands before the first forward.
-        for r in backend.localRanks { _ = try backend.kernels(rank: r).finishSlotWrites() }
-        // Page-lock the host store once per process so migration copies are asynchronous DMA.
+        // Page-lock the host store once per process so the slot copies (the initial fill included) are
+        // asynchronous DMA; undone in deinit, or right here if building the layers fails.
         let k = backend.kernels(rank: backend.localRanks[0])
         var pinned: [UnsafeRawBufferPointer] = []
         for w in store {
@@ -64,6 +54,22 @@ public final class Engine<B: MoEBackend> {
                 pinned.append(region)
             }
         }
+        do {
+            var all: [[Layer]] = []
+            for (l, w) in store.enumerated() {
+                all.append(try backend.localRanks.map { r in
+                    try Layer(weights: w, placement: placements[l], rank: r, kernels: backend.kernels(rank: r),
+                              comm: backend.communicator(rank: r), splitPolicy: splitPolicy)
+                })
+            }
+            // The initial slot fill may be queued (CUDA copy stream): it lands before the first forward.
+            for r in backend.localRanks { _ = try backend.kernels(rank: r).finishSlotWrites() }
+            layers = all
+        } catch {
+            for region in pinned { k.unpinHostMemory(region) }
+            throw error
+        }
+        rankBuffers = backend.localRanks.map { _ in RankBuffers() }
         pinnedRegions = pinned
     }
 
