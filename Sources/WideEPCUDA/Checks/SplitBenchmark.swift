@@ -47,6 +47,8 @@ public struct SplitBenchmark {
         public var clockMHz: Double
         /// Passes and levels per launch.
         public var passes: Double, levels: Double
+        /// Launches the counters saw (0: nothing was recorded, and the other fields mean nothing).
+        public var launches: Double
     }
 
     /// Per-layer times in µs (each the median over repeats of the mean over all cases).
@@ -164,7 +166,7 @@ public struct SplitBenchmark {
         let p = try buf.download(gpu).map(Double.init)
         let n = max(p[3], 1)
         return Profile(prologueCycles: p[0] / n, totalCycles: p[1] / n, clockMHz: p[1] / max(p[2], 1) * 1000,
-                       passes: p[4] / n, levels: p[5] / n)
+                       passes: p[4] / n, levels: p[5] / n, launches: p[3])
     }
 
     /// Runs `body` while `split_busy` (64 blocks × 256 threads, 1.5 s at most) keeps the card busy on a second

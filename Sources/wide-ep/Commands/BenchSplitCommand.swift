@@ -125,8 +125,9 @@ struct BenchSplitCommand: ParsableCommand {
         row("GPU serial, loaded card (graph)", t.serialGraphLoadedMicros)
         row("CPU Core, one thread", t.cpuMicros)
         func prof(_ p: SplitBenchmark.Profile) -> String {
-            String(format: "%.0f cycles (prologue %.0f) at %.0f MHz = %.2f µs in the kernel", p.totalCycles,
-                   p.prologueCycles, p.clockMHz, p.totalCycles / max(p.clockMHz, 1))
+            guard p.launches > 0 else { return "not recorded (the counters read 0)" }
+            return String(format: "%.0f cycles (prologue %.0f) at %.0f MHz = %.2f µs in the kernel", p.totalCycles,
+                          p.prologueCycles, p.clockMHz, p.totalCycles / max(p.clockMHz, 1))
         }
         return """
             bench split on \(r.device): \(r.source), \(r.layers) layers, \(c.cases) batches of \(r.tokens) tokens; \
