@@ -4,7 +4,8 @@
 /// A step is *migrating* when it started a layer's copies, when a copy from an earlier step was still in flight as it
 /// began, or when one of its forwards waited for a copy; every other step is *steady*. Step time is the engine step
 /// plus the migrator's step boundary; the first step and verification steps are left out of both means. In a
-/// multi-process run every value is the slowest process's (counts of waits, jobs and pinned bytes are summed).
+/// multi-process run each process classifies its own steps, and every time and step count is the maximum over
+/// processes (waits, jobs and pinned bytes are summed).
 public struct MigrationReport: Sendable, Codable, Equatable {
     /// Steps counted as steady.
     public var steadySteps: Int
