@@ -94,6 +94,13 @@ extension CUDAMoEKernels {
         return (base, end - start)
     }
 
+    /// Uploads `placement`'s slot-mapping tables now (after the forward of a layer switching to it), so its first
+    /// forward finds them in the cache instead of allocating while copies are in flight.
+    public func preparePlacement(_ placement: Placement) throws {
+        try gpu.context.makeCurrent()
+        _ = try slotTables(placement)
+    }
+
     // MARK: Scratch reused across forwards
 
     /// A float32 device array of at least `count` elements, kept for the next call with the same `name`. Reused,
@@ -127,8 +134,9 @@ extension CUDAMoEKernels {
 
 /// Device scratch of one rank's kernels, touched only by the rank's thread.
 final class KernelScratch {
-    /// Placements whose slot tables are kept (two per layer covers a model migrating every layer).
-    static let maxTables = 256
+    /// Placements whose slot tables are kept (a few KB each); starting over frees them, which synchronizes the
+    /// device, so it should be rare: 1024 covers 16 re-plans of a 61-layer model.
+    static let maxTables = 1024
     var floats: [String: DeviceArray<Float>] = [:]
     var ints: [String: DeviceArray<Int32>] = [:]
     var tables: [Placement: SlotTables] = [:]

@@ -124,6 +124,10 @@ public protocol MoEKernels: AnyObject {
     /// Rank thread, before the next forward that reads the rewritten slots: orders later compute after the
     /// `copied` marker of `finishSlotWrites` (CUDA: the compute stream waits on the event, on the device).
     func orderAfterSlotWrites(_ copied: AnyObject?) throws
+    /// Rank thread, after a forward of a layer that switches to `placement` at the next step: prepares what the
+    /// first forward with `placement` would otherwise build itself (CUDA: uploads its slot-mapping tables), so that
+    /// forward allocates no device memory while migration copies run (an allocation may synchronize the device).
+    func preparePlacement(_ placement: Placement) throws
     /// Page-locks host memory `region` (the expert store) so slot writes from it run asynchronously at full copy
     /// bandwidth; returns false when the backend does not or cannot (the writes then still work, from pageable
     /// memory). Undo with `unpinHostMemory` before the memory is freed.
@@ -143,6 +147,7 @@ extension MoEKernels {
     }
     public func finishSlotWrites() throws -> AnyObject? { nil }
     public func orderAfterSlotWrites(_ copied: AnyObject?) throws {}
+    public func preparePlacement(_ placement: Placement) throws {}
     public func pinHostMemory(_ region: UnsafeRawBufferPointer) -> Bool { false }
     public func unpinHostMemory(_ region: UnsafeRawBufferPointer) {}
 }

@@ -129,8 +129,10 @@ public final class WeightMigrator<B: MoEBackend>: LayerForwardHooks {
     }
 
     public func afterForward(layer l: Int, rankIndex i: Int) throws {
-        guard let mine = changes[l]?[i], !mine.isEmpty else { return }
+        guard let placement = migrating[l], let mine = changes[l]?[i] else { return }
         let target = engine.layers[l][i], weights = engine.store[l], k = target.kernels
+        try k.preparePlacement(placement)
+        guard !mine.isEmpty else { return }
         let readsDone = try k.markSlotReads(target.slots)
         let ticket = CopyTicket()
         ticket.group.enter()
