@@ -102,13 +102,9 @@ public final class CPUKernels: MoEKernels, @unchecked Sendable {
 
     public func mapToSlots(experts: HostBuffer, tokens: Int, topK: Int, split: SlotSplit, slots: HostBuffer) throws {
         let n = tokens * topK
-        split.rankOffsets.withUnsafeBufferPointer { o in
-            split.quotas.withUnsafeBufferPointer { q in
-                ReplicaSplit.mapTokens(
-                    experts: UnsafeBufferPointer(start: experts.ints, count: n), rankOffsets: o, quotas: q,
-                    placement: split.placement, slots: UnsafeMutableBufferPointer(start: slots.ints, count: n))
-            }
-        }
+        ReplicaSplit.mapTokens(
+            experts: UnsafeBufferPointer(start: experts.ints, count: n), map: split.map, placement: split.placement,
+            slots: UnsafeMutableBufferPointer(start: slots.ints, count: n))
     }
 
     // MARK: Model glue

@@ -1,71 +1,92 @@
 extension ReplicaSplit {
-    /// Assigns a global slot to each of this rank's (token, k) pairs so that every replica receives exactly its
-    /// quota over all ranks. Every rank runs it on its own tokens and gets a consistent global assignment.
+    /// Assigns a global slot to each of this rank's (token, k) pairs following `map` (see `SlotMap`): every replica
+    /// receives exactly its quota over all ranks when every rank maps its own pairs with its own tables.
     ///
-    /// The j-th global occurrence of expert e — ordered by source rank, then local token, then k — goes to the
-    /// replica (in `replicaSlots` order) whose cumulative quota range contains j. Occurrences past the expert's total
-    /// quota (only when the quotas do not match the counts) go to its last replica.
+    /// This rank's i-th occurrence of expert e (in (token, k) order) is local when i < `localCount[e]`: it goes to
+    /// the replica whose `localStart` range holds i. Otherwise its remaining index
+    /// `j = remoteOffset[e] + i − localCount[e]` goes to the replica whose `remoteStart` range holds j (the last
+    /// replica past the end).
     ///
     /// - Parameters:
     ///   - experts: this rank's routed expert ids, [T × K] in (token, k) order, each in 0..<E.
-    ///   - rankOffsets: occurrences of each expert on lower ranks, [E] (an exclusive prefix sum of the all-gathered
-    ///     per-rank counts).
-    ///   - quotas: tokens per global slot, [numSlots], from `quotas(…)` on the global counts.
+    ///   - map: this rank's tables (`SlotMap.localFirst` or `SlotMap.prefixOrder`).
     ///   - placement: the layer's placement.
     ///   - slots: output, the global slot of each (token, k), [T × K].
     public static func mapTokens(
-        experts: UnsafeBufferPointer<Int32>, rankOffsets: UnsafeBufferPointer<Int32>,
-        quotas: UnsafeBufferPointer<Int32>, placement: Placement, slots: UnsafeMutableBufferPointer<Int32>
+        experts: UnsafeBufferPointer<Int32>, map: SlotMap, placement: Placement,
+        slots: UnsafeMutableBufferPointer<Int32>
     ) {
         let nE = placement.numExperts
-        precondition(rankOffsets.count == nE, "rankOffsets must have one entry per expert")
-        precondition(quotas.count == placement.numSlots, "quotas must have one entry per slot")
+        precondition(map.localCount.count == nE && map.remoteOffset.count == nE, "map must have [E] expert tables")
+        precondition(map.localStart.count == placement.numSlots && map.remoteStart.count == placement.numSlots,
+                     "map must have [S] replica tables")
         precondition(slots.count == experts.count, "slots must have one entry per (token, k)")
-        // Per expert: the next global occurrence index, the current replica and the end of its quota range.
-        withUnsafeTemporaryAllocation(of: Int64.self, capacity: 3 * nE) { state in
+        // Per expert: occurrences seen on this rank, the current local replica and the current remote replica.
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 3 * nE) { state in
             placement.replicaStart.withUnsafeBufferPointer { start in
                 placement.replicaSlots.withUnsafeBufferPointer { replicas in
-                    for e in 0..<nE {
-                        let a = Int(start[e])
-                        state[e] = Int64(rankOffsets[e])
-                        state[nE &+ e] = Int64(a)
-                        state[2 &* nE &+ e] = Int64(quotas[Int(replicas[a])])
-                    }
-                    for i in 0..<experts.count {
-                        let e = Int(experts[i])
-                        precondition(e >= 0 && e < nE, "expert id out of range")
-                        let j = state[e]
-                        state[e] = j &+ 1
-                        var idx = Int(state[nE &+ e])
-                        var end = state[2 &* nE &+ e]
-                        let last = Int(start[e &+ 1]) &- 1
-                        while j >= end && idx < last {
-                            idx &+= 1
-                            end &+= Int64(quotas[Int(replicas[idx])])
+                    map.localCount.withUnsafeBufferPointer { localCount in
+                        map.remoteOffset.withUnsafeBufferPointer { remoteOffset in
+                            map.localStart.withUnsafeBufferPointer { localStart in
+                                map.remoteStart.withUnsafeBufferPointer { remoteStart in
+                                    for e in 0..<nE {
+                                        state[e] = 0
+                                        state[nE &+ e] = start[e]
+                                        state[2 &* nE &+ e] = start[e]
+                                    }
+                                    for i in 0..<experts.count {
+                                        let e = Int(experts[i])
+                                        precondition(e >= 0 && e < nE, "expert id out of range")
+                                        let j = state[e]
+                                        state[e] = j &+ 1
+                                        let last = Int(start[e &+ 1]) &- 1
+                                        if j < localCount[e] {
+                                            var r = Int(state[nE &+ e])
+                                            while r < last && j >= localStart[r &+ 1] { r &+= 1 }
+                                            state[nE &+ e] = Int32(r)
+                                            slots[i] = replicas[r]
+                                        } else {
+                                            let jr = remoteOffset[e] &+ (j &- localCount[e])
+                                            var r = Int(state[2 &* nE &+ e])
+                                            while r < last && jr >= remoteStart[r &+ 1] { r &+= 1 }
+                                            state[2 &* nE &+ e] = Int32(r)
+                                            slots[i] = replicas[r]
+                                        }
+                                    }
+                                }
+                            }
                         }
-                        state[nE &+ e] = Int64(idx)
-                        state[2 &* nE &+ e] = end
-                        slots[i] = replicas[idx]
                     }
                 }
             }
         }
     }
 
-    /// Array convenience for `mapTokens(experts:rankOffsets:quotas:placement:slots:)`; returns [T × K] slots.
+    /// Array convenience for `mapTokens(experts:map:placement:slots:)`; returns [T × K] slots.
+    public static func mapTokens(experts: [Int32], map: SlotMap, placement: Placement) -> [Int32] {
+        var out = [Int32](repeating: 0, count: experts.count)
+        experts.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { s in mapTokens(experts: x, map: map, placement: placement, slots: s) }
+        }
+        return out
+    }
+
+    /// The prefix-order mapping (no local pass, `SlotMap.prefixOrder`): the j-th global occurrence of expert e —
+    /// ordered by source rank, then local token, then k — goes to the replica (in `replicaSlots` order) whose
+    /// cumulative quota range contains j. Kept as the single-rank twin of the CUDA `map_slots` kernel and as the
+    /// locality baseline.
+    ///
+    /// - Parameters:
+    ///   - experts: this rank's routed expert ids, [T × K] in (token, k) order, each in 0..<E.
+    ///   - rankOffsets: occurrences of each expert on lower ranks, [E].
+    ///   - quotas: tokens per global slot, [numSlots].
+    ///   - placement: the layer's placement.
+    /// - Returns: the global slot of each (token, k), [T × K].
     public static func mapTokens(experts: [Int32], rankOffsets: [Int32], quotas: [Int32], placement: Placement)
         -> [Int32]
     {
-        var out = [Int32](repeating: 0, count: experts.count)
-        experts.withUnsafeBufferPointer { x in
-            rankOffsets.withUnsafeBufferPointer { o in
-                quotas.withUnsafeBufferPointer { q in
-                    out.withUnsafeMutableBufferPointer { s in
-                        mapTokens(experts: x, rankOffsets: o, quotas: q, placement: placement, slots: s)
-                    }
-                }
-            }
-        }
-        return out
+        mapTokens(
+            experts: experts, map: SlotMap.prefixOrder(rankOffsets: rankOffsets, quotas: quotas, placement: placement),
+            placement: placement)
     }
 }

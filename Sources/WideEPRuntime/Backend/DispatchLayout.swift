@@ -1,22 +1,38 @@
 import WideEPCore
 
-/// How one batch's (token, k) pairs are split over replicas: the host-side result of `ReplicaSplit`, identical on
-/// every rank.
+/// How one batch's (token, k) pairs are split over replicas: the host-side result of `ReplicaSplit` plus this rank's
+/// slot-mapping tables (`SlotMap`), identical on every rank except for the per-rank tables.
 ///
-/// The j-th global occurrence of expert e (ordered by source rank, then token, then k) goes to the replica whose
-/// cumulative quota range contains j. This rank's occurrences of e start at `rankOffsets[e]`.
+/// The default (`init(placement:quotas:allCounts:rank:)`) is the local-first mapping: a rank's pairs go to a
+/// replica on the rank itself up to that replica's quota, the rest fill the remaining quotas in (source rank,
+/// token, k) order. Every replica still receives exactly its quota, so rank loads are those of the quotas.
 public struct SlotSplit: Sendable, Equatable {
     /// The layer's placement.
     public let placement: Placement
     /// Tokens each global slot computes, [numSlots] (`ReplicaSplit.quotas`); each expert's quotas sum to its count.
     public let quotas: [Int32]
-    /// Occurrences of each expert on lower ranks, [E].
-    public let rankOffsets: [Int32]
+    /// This rank's slot-mapping tables.
+    public let map: SlotMap
 
-    public init(placement: Placement, quotas: [Int32], rankOffsets: [Int32]) {
+    /// A split with explicit mapping tables.
+    public init(placement: Placement, quotas: [Int32], map: SlotMap) {
         self.placement = placement
         self.quotas = quotas
-        self.rankOffsets = rankOffsets
+        self.map = map
+    }
+
+    /// The local-first split of `rank` from the all-gathered per-rank counts [R × E] (`SlotMap.localFirst`).
+    public init(placement: Placement, quotas: [Int32], allCounts: [Int32], rank: Int) {
+        self.init(
+            placement: placement, quotas: quotas,
+            map: SlotMap.localFirst(counts: allCounts, quotas: quotas, placement: placement, rank: rank))
+    }
+
+    /// The prefix-order split (`SlotMap.prefixOrder`): this rank's occurrences of e start at `rankOffsets[e]`, [E].
+    public init(placement: Placement, quotas: [Int32], rankOffsets: [Int32]) {
+        self.init(
+            placement: placement, quotas: quotas,
+            map: SlotMap.prefixOrder(rankOffsets: rankOffsets, quotas: quotas, placement: placement))
     }
 
     /// Tokens each rank computes under this split (sum of its slots' quotas), [R].

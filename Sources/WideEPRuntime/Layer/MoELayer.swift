@@ -127,12 +127,9 @@ public final class MoELayer<Kernels: MoEKernels, Comm: Communicator> where Comm.
 
         // 2–3. exchange counts, split (identical on every rank), map to slots
         let all = try comm.allGather(local)
-        var global = [Int32](repeating: 0, count: e), offsets = [Int32](repeating: 0, count: e)
+        var global = [Int32](repeating: 0, count: e)
         for src in 0..<r {
-            for x in 0..<e {
-                if src < rank { offsets[x] &+= all[src * e + x] }
-                global[x] &+= all[src * e + x]
-            }
+            for x in 0..<e { global[x] &+= all[src * e + x] }
         }
         var quotas = [Int32](repeating: 0, count: placement.numSlots)
         global.withUnsafeBufferPointer { g in
@@ -141,7 +138,7 @@ public final class MoELayer<Kernels: MoEKernels, Comm: Communicator> where Comm.
                     expertCounts: g, placement: placement, policy: splitPolicy, scratch: &splitScratch, into: q)
             }
         }
-        let split = SlotSplit(placement: placement, quotas: quotas, rankOffsets: offsets)
+        let split = SlotSplit(placement: placement, quotas: quotas, allCounts: all, rank: rank)
         let slotIds = try scratch.int(.slots, tokens * k)
         try kernels.mapToSlots(experts: experts, tokens: tokens, topK: k, split: split, slots: slotIds)
 
