@@ -131,25 +131,23 @@ public final class CUDAMoEKernels: MoEKernels, @unchecked Sendable {
     }
 
     public func mapToSlots(experts: CUDABuffer, tokens: Int, topK: Int, split: SlotSplit, slots: CUDABuffer) throws {
-        let p = split.placement, n = tokens * topK
-        // SlotSplit quotas are indexed like ReplicaSplit.mapTokens reads them (by global slot); the kernel's tables
-        // follow replicaSlots order.
-        let q = p.replicaSlots.map { Int(split.quotas[Int($0)]) }
-        let t = SlotMapReference.tables(quotas: q, placement: p)
+        let p = split.placement, n = tokens * topK, e = p.numExperts, ns = p.numSlots
+        // One upload: the packed SlotMap tables, then −1 as every slot's row start (positions are unused here).
+        let host = split.map.packed + [Int32](repeating: -1, count: ns)
+        let packed = try scratchInts("map.tables", host.count)
+        try packed.upload(host, gpu: gpu)
         let tables = try slotTables(p)
-        try tables.update(gpu: gpu, quotaStart: t.quotaStart, slotRowStart: [Int32](repeating: -1, count: p.numSlots),
-                          rankOffset: split.rankOffsets)
         let position = try scratchInts("map.position", max(n, 1))
         let f = try gpu.kernels.function(
             KernelKey(name: "layout.cu", source: LayoutSource.source, defines: ["NK": "\(topK)"],
-                      architecture: gpu.architecture), "map_slots")
+                      architecture: gpu.architecture), "map_slots_local")
         try gpu.launch(
-            f, grid: (p.numExperts, 1, 1), block: (1024, 1, 1),
+            f, grid: (e, 1, 1), block: (1024, 1, 1),
             args: [
-                .ptr(experts.devicePointer), .int(n), .ptr(tables.rankOffset.pointer), .ptr(tables.replicaStart.pointer),
-                .ptr(tables.replicaSlot.pointer), .ptr(tables.quotaStart.pointer), .ptr(tables.slotRowStart.pointer),
-                .ptr(slots.devicePointer), .ptr(position.pointer),
-            ], name: "map_slots")
+                .ptr(experts.devicePointer), .int(n), .ptr(packed.pointer), .int(e), .int(ns),
+                .ptr(tables.replicaStart.pointer), .ptr(tables.replicaSlot.pointer),
+                .ptr(packed.pointer + UInt64((2 * e + 3 * ns) * 4)), .ptr(slots.devicePointer), .ptr(position.pointer),
+            ], name: "map_slots_local")
         try gpu.synchronize()
     }
 }

@@ -45,6 +45,7 @@ public struct CUDASelftest {
         add(try routing(config: softmaxCfg, tokens: 555, label: "softmax"))
         add(try routing(config: MoEConfig.deepseekV2Lite, tokens: 300, label: "softmax no-renorm"))
         add(try countAndMap(tokens: 1500))
+        add(try localFirstMap())
         add(try siluMul(rows: 300, inter: 256))
         add(try slotGEMM(path: .loop, streams: 1))
         add(try slotGEMM(path: .loop, streams: SlotGEMM.maxStreams))

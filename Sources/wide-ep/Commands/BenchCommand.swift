@@ -12,6 +12,7 @@ struct BenchCommand: ParsableCommand {
             BenchDispatchCommand.self,
             BenchCPUCommand.self,
             BenchSplitCommand.self,
+            BenchLocalityCommand.self,
         ]
     )
 }
