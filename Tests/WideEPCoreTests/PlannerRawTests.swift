@@ -156,4 +156,39 @@ import WideEPTestSupport
             }
         }
     }
+
+    @Test func spreadRiskLowersTheWorstRiskWithoutRaisingThePeak() throws {
+        var rng = SplitMix64(seed: 33)
+        func worstRisk(_ state: PackingState, _ kappa: Double) -> Double {
+            var worst = 0.0
+            for r in 0..<state.numRanks {
+                var q = 0.0
+                for s in (r * state.slotsPerRank)..<((r + 1) * state.slotsPerRank) { q += state.slotWeight[s] * state.slotWeight[s] }
+                worst = max(worst, state.rankLoad[r] + kappa * q.squareRoot())
+            }
+            return worst
+        }
+        var improved = 0
+        for (ranks, nodes) in [(72, 9), (32, 4), (8, 1)] {
+            let req = PlannerRequest(numSlots: 288, topology: try Topology(numRanks: ranks, numNodes: nodes))
+            let state = PackingState(numExperts: 256, request: req)
+            for _ in 0..<5 {
+                state.reset(loads: PlanningFixtures.loads(256, &rng, sigma: 1.2))
+                let order = state.replicateOrdered(slots: 288, cap: state.replicaCap)
+                try state.packLPT(experts: order, ranks: 0..<ranks, layer: nil)
+                let peak = state.maxRankLoad, before = worstRisk(state, 0.1)
+                let table = Array(state.slotExpert)
+                state.spreadRisk(kappa: 0.1, cap: peak, maxRounds: 2 * ranks, partners: ranks, nodeAware: false)
+                #expect(state.maxRankLoad <= peak * (1 + 1e-12))
+                let after = worstRisk(state, 0.1)
+                #expect(after <= before * (1 + 1e-12))
+                if after < before { improved += 1 }
+                // Only exchanges: every expert keeps its replica count, and no rank holds an expert twice.
+                #expect(table.sorted() == Array(state.slotExpert).sorted())
+                let placement = try state.makePlacement(layer: nil)
+                #expect(PlanningFixtures.invariantsHold(placement, experts: 256, slots: 288, ranks: ranks))
+            }
+        }
+        #expect(improved > 0)
+    }
 }

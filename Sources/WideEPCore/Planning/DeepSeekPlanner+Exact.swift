@@ -62,7 +62,8 @@ extension DeepSeekPlanner {
 
     /// DeepSeek's replication of `experts` items into `slots` replicas: `phy2mlog[0..<experts]` is the identity, and
     /// each extra replica goes to the item with the largest float32 `local / count` (the lowest index on ties).
-    /// A max-heap over the items gives the linear scan's choice every time. Leaves the counts in `count`.
+    /// A max-heap of packed keys (quotient bits, inverted index) gives the linear scan's choice every time. Leaves
+    /// the counts in `count`.
     private static func replicate(
         local: UnsafeMutablePointer<Float>, count: UnsafeMutablePointer<Float>, experts m: Int, slots: Int,
         phy2mlog: UnsafeMutablePointer<Int32>, heap: UnsafeMutablePointer<Int32>
@@ -70,39 +71,44 @@ extension DeepSeekPlanner {
         for i in 0..<m {
             count[i] = 1
             phy2mlog[i] = Int32(i)
-            heap[i] = Int32(i)
         }
         guard slots > m else { return }
-        @inline(__always) func above(_ a: Int32, _ b: Int32) -> Bool {
-            let qa = local[Int(a)] / count[Int(a)], qb = local[Int(b)] / count[Int(b)]
-            return qa > qb || (qa == qb && a < b)
-        }
-        @inline(__always) func siftDown(_ start: Int) {
-            var i = start
-            while true {
-                let l = 2 &* i &+ 1
-                if l >= m { return }
-                var c = l
-                if l &+ 1 < m && above(heap[l &+ 1], heap[l]) { c = l &+ 1 }
-                if !above(heap[c], heap[i]) { return }
-                let t = heap[i]; heap[i] = heap[c]; heap[c] = t
-                i = c
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: m) { keyBuffer in
+            let keys = keyBuffer.baseAddress!
+            @inline(__always) func key(_ i: Int) -> UInt64 {
+                UInt64((local[i] / count[i] + 0).bitPattern) << 32 | UInt64(UInt32.max &- UInt32(i))
             }
-        }
-        var i = m / 2 - 1
-        while i >= 0 { siftDown(i); i -= 1 }
-        for phy in m..<slots {
-            let best = heap[0]
-            phy2mlog[phy] = best
-            count[Int(best)] += 1
-            siftDown(0)
+            for i in 0..<m { keys[i] = key(i) }
+            @inline(__always) func siftDown(_ start: Int) {
+                var i = start
+                let k = keys[i]
+                while true {
+                    let l = 2 &* i &+ 1
+                    if l >= m { break }
+                    var c = l
+                    if l &+ 1 < m && keys[l &+ 1] > keys[l] { c = l &+ 1 }
+                    if keys[c] <= k { break }
+                    keys[i] = keys[c]
+                    i = c
+                }
+                keys[i] = k
+            }
+            var i = m / 2 - 1
+            while i >= 0 { siftDown(i); i -= 1 }
+            for phy in m..<slots {
+                let best = Int(UInt32.max &- UInt32(truncatingIfNeeded: keys[0]))
+                phy2mlog[phy] = Int32(best)
+                count[best] += 1
+                keys[0] = key(best)
+                siftDown(0)
+            }
         }
     }
 
     /// DeepSeek's balanced packing of `items[0..<count]` into `packs` packs of equal item counts: writes each item's
     /// pack and position in the pack. Items go heaviest first (stable: the lower index on ties) to the lightest pack
-    /// with room (the lower pack on ties), with float32 pack sums in that order; a min-heap of the open packs gives
-    /// the linear scan's choice every time.
+    /// with room (the lower pack on ties), with float32 pack sums in that order. Packs are packed keys (sum bits,
+    /// pack index; a full pack is the largest key), so "lightest, then lowest" is the smallest key.
     static func balancedPacking(
         _ items: UnsafeMutablePointer<Float>, count: Int, packs: Int, pack: UnsafeMutablePointer<Int32>,
         rank: UnsafeMutablePointer<Int32>, heap: UnsafeMutablePointer<Int32>, state: PackingState
@@ -119,42 +125,40 @@ extension DeepSeekPlanner {
             keys[i] = UInt64((items[i] + 0).bitPattern) << 32 | UInt64(UInt32.max &- UInt32(i))
         }
         KeySort.descending(keys, count: count)
+        // A tournament tree over the packs' keys: leaves at [size, 2·size), each inner node the smaller child, so
+        // the root is the lightest open pack and an update is log2(size) branch-free minimums.
+        var size = 1
+        while size < packs { size <<= 1 }
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2 * size) { treeBuffer in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: packs) { weightBuffer in
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: packs) { filledBuffer in
-            let packWeight = weightBuffer.baseAddress!, filled = filledBuffer.baseAddress!
+            let tree = treeBuffer.baseAddress!, packWeight = weightBuffer.baseAddress!
+            let filled = filledBuffer.baseAddress!
             for p in 0..<packs {
                 packWeight[p] = 0
                 filled[p] = 0
-                heap[p] = Int32(p)  // all weights 0: ascending ids form a valid min-heap
             }
-            var open = packs
-            @inline(__always) func below(_ a: Int32, _ b: Int32) -> Bool {
-                let wa = packWeight[Int(a)], wb = packWeight[Int(b)]
-                return wa < wb || (wa == wb && a < b)
+            for p in 0..<size { tree[size &+ p] = p < packs ? UInt64(p) : UInt64.max }
+            var node = size &- 1
+            while node >= 1 {
+                tree[node] = min(tree[2 &* node], tree[2 &* node &+ 1])
+                node &-= 1
             }
             for k in 0..<count {
+                let p = Int(tree[1] & 0xFFFF_FFFF)
                 let i = Int(UInt32.max &- UInt32(truncatingIfNeeded: keys[k]))
-                let p = heap[0]
-                pack[i] = p
-                rank[i] = filled[Int(p)]
-                packWeight[Int(p)] += items[i]
-                filled[Int(p)] &+= 1
-                if Int(filled[Int(p)]) == perPack {
-                    open &-= 1
-                    heap[0] = heap[open]
-                }
-                // Sift the root down (its pack got heavier, or it was replaced by the last entry).
-                var j = 0
-                while true {
-                    let l = 2 &* j &+ 1
-                    if l >= open { break }
-                    var c = l
-                    if l &+ 1 < open && below(heap[l &+ 1], heap[l]) { c = l &+ 1 }
-                    if !below(heap[c], heap[j]) { break }
-                    let t = heap[j]; heap[j] = heap[c]; heap[c] = t
-                    j = c
+                pack[i] = Int32(p)
+                rank[i] = filled[p]
+                packWeight[p] += items[i]
+                filled[p] &+= 1
+                var j = size &+ p
+                tree[j] = Int(filled[p]) == perPack ? UInt64.max : UInt64(packWeight[p].bitPattern) << 32 | UInt64(p)
+                while j > 1 {
+                    j >>= 1
+                    tree[j] = min(tree[2 &* j], tree[2 &* j &+ 1])
                 }
             }
+        }
         }
         }
     }

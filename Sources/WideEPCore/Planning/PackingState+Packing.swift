@@ -9,7 +9,9 @@ extension PackingState {
     /// first replica of each needs no check.
     func packLPT<C: Collection>(experts: C, ranks: Range<Int>, layer: Int?) throws where C.Element == Int32 {
         // Open ranks (free slots left), ascending by (load, rank): the first one not holding the expert wins.
-        let open = rankOrder
+        // `openLoad` mirrors their loads so the binary search reads one contiguous array.
+        let open = rankOrder.baseAddress!
+        let openLoad = rankScratch
         var n = openRanks(ranks)
         for x in experts {
             let e = Int(x)
@@ -28,40 +30,44 @@ extension PackingState {
                 put(expert: x, weight: w, slot: r &* slotsPerRank &+ rankFill[r], rank: r)
                 rankFill[r] &+= 1
                 if rankFill[r] == slotsPerRank {
-                    if k &+ 1 < n { shiftLeft(open, from: k, count: n &- k &- 1) }
+                    if k &+ 1 < n { Self.shiftLeft(open, openLoad, from: k, count: n &- k &- 1) }
                     n &-= 1
                 } else {
                     // The rank got heavier: binary-search its new place to the right and shift the run between.
                     // Branch-free lower bound: the first entry after k at or above (load, rank).
                     let lr = rankLoad[r]
+                    let r32 = Int32(r)
                     var lo = k &+ 1, len = n &- lo
                     while len > 0 {
                         let half = len >> 1
-                        let y = Int(open[lo &+ half])
-                        let ly = rankLoad[y]
+                        let ly = openLoad[lo &+ half]
                         // 1 when (ly, y) < (lr, r), computed without branches (the outcome is unpredictable).
-                        let below = (ly < lr ? 1 : 0) | ((ly == lr ? 1 : 0) & (y < r ? 1 : 0))
+                        let below = (ly < lr ? 1 : 0) | ((ly == lr ? 1 : 0) & (open[lo &+ half] < r32 ? 1 : 0))
                         lo &+= (half &+ 1) &* below
                         len = half &+ below &* (len &- 2 &* half &- 1)
                     }
                     let dest = lo &- 1
-                    if dest > k { shiftLeft(open, from: k, count: dest &- k) }
-                    open[dest] = Int32(r)
+                    if dest > k { Self.shiftLeft(open, openLoad, from: k, count: dest &- k) }
+                    open[dest] = r32
+                    openLoad[dest] = lr
                 }
             }
         }
     }
 
-    /// Moves `buffer[from + 1 ..< from + 1 + count]` one place left (memmove).
+    /// Moves entries `from + 1 ..< from + 1 + count` of both arrays one place left (memmove).
     @inline(__always)
-    private func shiftLeft(_ buffer: UnsafeMutableBufferPointer<Int32>, from: Int, count: Int) {
-        let dst: UnsafeMutablePointer<Int32> = buffer.baseAddress! + from
-        let src: UnsafeMutablePointer<Int32> = dst + 1
-        let bytes: Int = count * MemoryLayout<Int32>.stride
-        UnsafeMutableRawPointer(dst).copyMemory(from: UnsafeRawPointer(src), byteCount: bytes)
+    private static func shiftLeft(
+        _ ranks: UnsafeMutablePointer<Int32>, _ loads: UnsafeMutablePointer<Double>, from: Int, count: Int
+    ) {
+        UnsafeMutableRawPointer(ranks + from).copyMemory(
+            from: UnsafeRawPointer(ranks + from + 1), byteCount: count * MemoryLayout<Int32>.stride)
+        UnsafeMutableRawPointer(loads + from).copyMemory(
+            from: UnsafeRawPointer(loads + from + 1), byteCount: count * MemoryLayout<Double>.stride)
     }
 
-    /// Writes the ranks of `ranks` with free slots into `rankOrder`, ascending by (load, rank); returns how many.
+    /// Writes the ranks of `ranks` with free slots into `rankOrder`, ascending by (load, rank), and their loads into
+    /// `rankScratch`; returns how many.
     private func openRanks(_ ranks: Range<Int>) -> Int {
         var n = 0
         for r in ranks where rankFill[r] < slotsPerRank {
@@ -71,9 +77,11 @@ extension PackingState {
                 let y = Int(rankOrder[i &- 1])
                 if rankLoad[y] < lr || (rankLoad[y] == lr && y < r) { break }
                 rankOrder[i] = rankOrder[i &- 1]
+                rankScratch[i] = rankScratch[i &- 1]
                 i &-= 1
             }
             rankOrder[i] = Int32(r)
+            rankScratch[i] = lr
             n &+= 1
         }
         return n

@@ -73,29 +73,50 @@ extension PackingState {
     /// Restores the (load, rank) order of `order[0..<R]` after an exchange that lowered the last entry's load and
     /// raised the load of the entry at `raised`; every other entry is still in place.
     func reorder(_ order: UnsafeMutableBufferPointer<Int32>, heaviestTo last: Int, raised k: Int) {
-        @inline(__always) func below(_ y: Int32, _ ly: Double, _ x: Int32, _ lx: Double) -> Bool {
-            ly < lx || (ly == lx && y < x)
+        reorder(order, by: rankLoad.baseAddress!, lowered: last, raised: k)
+    }
+
+    /// Restores the (value, rank) order of `order` after the value of its entry at `last` (the last one) went down and
+    /// the value of its entry at `k` went up; every other entry is still in place. Both moves are a binary search and
+    /// one block shift.
+    func reorder(_ order: UnsafeMutableBufferPointer<Int32>, by value: UnsafeMutablePointer<Double>, lowered last: Int,
+                 raised k: Int) {
+        let base = order.baseAddress!
+        let h = order[last], r = order[k]
+        // r moved up: its place among k+1..<last (h, at `last`, is placed next).
+        let to = Self.lowerBound(base, from: k &+ 1, to: last, value: value, key: value[Int(r)], rank: r)
+        if to &- 1 > k { Self.move(base, from: k &+ 1, to: k, count: to &- 1 &- k) }
+        base[to &- 1] = r
+        // h moved down: its place among 0..<last.
+        let at = Self.lowerBound(base, from: 0, to: last, value: value, key: value[Int(h)], rank: h)
+        if at < last { Self.move(base, from: at, to: at &+ 1, count: last &- at) }
+        base[at] = h
+    }
+
+    /// memmove of `count` entries of `buffer` from index `from` to index `to` (the ranges may overlap).
+    @inline(__always)
+    static func move(_ buffer: UnsafeMutablePointer<Int32>, from: Int, to: Int, count: Int) {
+        UnsafeMutableRawPointer(buffer + to).copyMemory(
+            from: UnsafeRawPointer(buffer + from), byteCount: count * MemoryLayout<Int32>.stride)
+    }
+
+    /// The first index in `from..<to` of `order` whose (value, rank) is not below (key, rank), without branches on
+    /// the comparisons (their outcomes are unpredictable).
+    @inline(__always)
+    static func lowerBound(
+        _ order: UnsafeMutablePointer<Int32>, from: Int, to: Int, value: UnsafeMutablePointer<Double>, key: Double,
+        rank: Int32
+    ) -> Int {
+        var lo = from, len = to &- from
+        while len > 0 {
+            let half = len >> 1
+            let y = order[lo &+ half]
+            let vy = value[Int(y)]
+            let below = (vy < key ? 1 : 0) | ((vy == key ? 1 : 0) & (y < rank ? 1 : 0))
+            lo &+= (half &+ 1) &* below
+            len = half &+ below &* (len &- 2 &* half &- 1)
         }
-        let h = order[last], lh = rankLoad[Int(h)]
-        let r = order[k], lr = rankLoad[Int(r)]
-        // Take r out and move it right past the lighter entries of k+1..<last (h, at `last`, is handled next).
-        var i = k
-        while i &+ 1 < last {
-            let y = order[i &+ 1]
-            if !below(y, rankLoad[Int(y)], r, lr) { break }
-            order[i] = y
-            i &+= 1
-        }
-        order[i] = r
-        // Move h left past the heavier entries.
-        var j = last
-        while j > 0 {
-            let y = order[j &- 1]
-            if below(y, rankLoad[Int(y)], h, lh) { break }
-            order[j] = y
-            j &-= 1
-        }
-        order[j] = h
+        return lo
     }
 
     /// Evens out node loads without raising the max rank load: exchanges slots between the heaviest and lightest
