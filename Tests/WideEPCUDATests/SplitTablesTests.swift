@@ -53,6 +53,74 @@ struct SplitTablesTests {
         }
     }
 
+    @Test func warpTablesPackSourcesFixedListsRunsAndConflicts() throws {
+        var rng = SplitMix64(seed: 31)
+        for (e, r, p) in [(24, 4, 9), (40, 5, 10), (64, 8, 12)] {
+            for _ in 0..<8 {
+                let pl = Self.randomPlacement(&rng, experts: e, ranks: r, slotsPerRank: p)
+                let t = try SplitTables(placement: pl)
+                let w = try #require(SplitWarpTables(tables: t, placement: pl))
+                #expect(w.expertsPerLane == max(1, (t.multiCount + 31) / 32) && w.ranksPerExpert == t.groupWidth)
+                let tab = w.packed
+                // Replica sources: -2 on run entries, the expert on a single-rank expert's first replica, else -1.
+                let runEntries = Set(t.runReplica.map(Int.init))
+                for i in 0..<pl.numSlots {
+                    let x = pl.slotExpert[Int(pl.replicaSlots[i])]
+                    let single = t.multiIndex[Int(x)] < 0
+                    let expected: Int32 = runEntries.contains(i) ? -2
+                        : (single && Int(pl.replicaStart[Int(x)]) == i ? x : -1)
+                    #expect(tab[i] == expected)
+                }
+                // Fixed lists: rank r lists, ascending, the single-rank experts whose replicas sit on r.
+                let fs = SplitWarpTables.fixedStartOffset(pl), fx = SplitWarpTables.fixedOffset(pl)
+                for rank in 0..<pl.numRanks {
+                    let listed = (Int(tab[fs + rank])..<Int(tab[fs + rank + 1])).map { Int(tab[fx + $0]) }
+                    let expected = (0..<e).filter { t.multiIndex[$0] < 0 && Int(t.expertHome[$0]) == rank }
+                    #expect(listed == expected)
+                }
+                // Runs and conflicts: expert, rank count, (replica, rank) per entry; experts sharing any rank.
+                let info = SplitWarpTables.infoOffset(pl), run = w.runOffset(pl)
+                for m in 0..<t.multiCount {
+                    let a = Int(t.runStart[m]), b = Int(t.runStart[m + 1])
+                    #expect(tab[info + m] == t.multiExpert[m] | Int32(b - a) << 16)
+                    for i in a..<b {
+                        #expect(tab[run + (i - a) * w.multiCapacity + m] == t.runReplica[i] | t.runRank[i] << 16)
+                    }
+                    let mine = Set(t.runRank[a..<b])
+                    let sharing = (0..<t.multiCount).filter { o in
+                        o != m && !mine.isDisjoint(with: t.runRank[Int(t.runStart[o])..<Int(t.runStart[o + 1])])
+                    }
+                    #expect(w.conflicts(of: m, placement: pl) == Set(sharing))
+                }
+            }
+        }
+        // More multi experts than the one-warp kernel takes: no warp tables (the level-parallel kernel runs).
+        let wide = try Placement(slotExpert: (0..<260).map { Int32($0 % 130) }, numExperts: 130, numRanks: 260)
+        #expect(SplitWarpTables(tables: try SplitTables(placement: wide), placement: wide) == nil)
+        #expect(SplitWarpTables(tables: try SplitTables(placement: wide), placement: wide, limit: .max) != nil)
+    }
+
+    /// Fresh random DeepSeek-shaped layers at EP 8 (two multi experts per lane), 32 and 72, same-rank replicas and
+    /// sparse batches: the twin of the one-warp kernel gives Core's quotas, so its max rank load is within 1%.
+    @Test func warpTwinMatchesCoreOnFreshRandomLayers() throws {
+        var rng = SplitMix64(seed: 0x5eed_2)
+        for (r, p, same) in [(8, 40, false), (32, 9, false), (72, 4, false), (32, 9, true), (8, 40, true)] {
+            for trial in 0..<3 {
+                let pl = try SplitCases.hotPlacement(experts: 256, ranks: r, slotsPerRank: p, sameRank: same, rng: &rng)
+                let t = try SplitTables(placement: pl)
+                #expect(SplitWarpTables(tables: t, placement: pl) != nil)
+                var counts = SplitCases.skewedCounts(experts: 256, tokens: trial == 1 ? 300 : 4096, rng: &rng)
+                if trial == 2 { for e in 0..<256 where rng.next() % 10 != 0 { counts[e] = 0 } }
+                let got = SplitReference.quotas(counts: counts, tables: t, placement: pl)
+                let ref = ReplicaSplit.quotas(expertCounts: counts.map(Int.init), placement: pl, policy: .balanced)
+                #expect(SplitCases.conservationErrors(replicaQuotas: got, counts: counts, placement: pl) == 0)
+                let corePeak = ReplicaSplit.rankLoads(quotas: ref, placement: pl).max()!
+                #expect(Double(SplitCases.peak(replicaQuotas: got, placement: pl)) <= corePeak * 1.01)
+                #expect(SplitTables.slotQuotas(replicaQuotas: got, placement: pl).map(Int.init) == ref)
+            }
+        }
+    }
+
     @Test func kernelShapedTwinMatchesCoreBalancedSplit() throws {
         var rng = SplitMix64(seed: 5)
         for (e, r, p) in [(64, 8, 9), (16, 4, 6), (40, 5, 10)] {
@@ -142,6 +210,8 @@ struct SplitTablesTests {
         #expect(SplitSource.source.contains("#define NT 256"))
         #expect(SplitSerialSource.source.contains("extern \"C\" __global__ void __launch_bounds__(256) balanced_split_serial("))
         #expect(!SplitSource.source.contains("#include") && !SplitSerialSource.source.contains("#include"))
+        #expect(SplitWarpSource.source.contains("extern \"C\" __global__ void __launch_bounds__(NT) balanced_split_warp("))
+        #expect(!SplitWarpSource.source.contains("#include"))
     }
 
     @Test func sharedMemoryFitsTheDeepSeekShapesAndRejectsHugeOnes() throws {

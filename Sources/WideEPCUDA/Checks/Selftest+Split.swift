@@ -29,7 +29,8 @@ extension CUDASelftest {
                 cases.append(SplitBenchmark.Case(placement: pl, counts: counts))
             }
             let c = try SplitBenchmark(gpu: gpu, cases: cases).check()
-            let shape = "E=\(s.e) EP=\(s.r) slots=\(s.r * s.p)\(s.sameRank ? " same-rank" : "") ×\(s.cases)"
+            let shape = "E=\(s.e) EP=\(s.r) slots=\(s.r * s.p)\(s.sameRank ? " same-rank" : "") ×\(s.cases) "
+                + "(one-warp kernel on \(c.warpCases))"
             rows += [
                 SelftestRow(name: "balanced_split conservation", shape: shape, metric: "mismatches",
                             value: Double(c.conservationErrors), tolerance: 0),
@@ -37,6 +38,8 @@ extension CUDASelftest {
                             value: Double(c.twinMismatches), tolerance: 0),
                 SelftestRow(name: "balanced_split vs Core quotas", shape: shape, metric: "mismatches",
                             value: Double(c.coreMismatches), tolerance: 0),
+                SelftestRow(name: "balanced_split level-parallel kernel vs twin quotas", shape: shape,
+                            metric: "mismatches", value: Double(c.levelsMismatches), tolerance: 0),
                 SelftestRow(name: "balanced_split max rank load / Core", shape: shape, metric: "ratio",
                             value: c.worstPeakRatio, tolerance: 1.01),
             ]
@@ -46,7 +49,8 @@ extension CUDASelftest {
     }
 
     /// Time per layer on the DeepSeek shape over 16 random layers (rotating inputs): the kernel by CUDA graph and by
-    /// back-to-back launches, next to the previous serial kernel and Core's CPU split; informational.
+    /// back-to-back launches, next to the previous kernels (level-parallel, serial) and Core's CPU split;
+    /// informational.
     mutating func splitTime() throws -> [SelftestRow] {
         var cases: [SplitBenchmark.Case] = []
         for _ in 0..<16 {
@@ -59,13 +63,15 @@ extension CUDASelftest {
         return [
             SelftestRow(
                 name: "balanced_split time (graph)",
-                shape: shape + String(format: " (serial kernel %.2f µs, CPU Core %.2f µs: %.1f× / %.1f×)",
-                                      t.serialGraphMicros, t.cpuMicros, t.serialGraphMicros / t.gpuGraphMicros,
-                                      t.cpuMicros / t.gpuGraphMicros),
+                shape: shape + String(
+                    format: " (level-parallel kernel %.2f µs, serial kernel %.2f µs, CPU Core %.2f µs: %.1f× / %.1f×)",
+                    t.levelsGraphMicros, t.serialGraphMicros, t.cpuMicros, t.levelsGraphMicros / t.gpuGraphMicros,
+                    t.cpuMicros / t.gpuGraphMicros),
                 metric: "µs/layer", value: t.gpuGraphMicros, tolerance: Self.untimedTolerance),
             SelftestRow(
                 name: "balanced_split time (graph, loaded card)",
-                shape: shape + String(format: " (serial kernel %.2f µs)", t.serialGraphLoadedMicros),
+                shape: shape + String(format: " (level-parallel kernel %.2f µs, serial kernel %.2f µs)",
+                                      t.levelsGraphLoadedMicros, t.serialGraphLoadedMicros),
                 metric: "µs/layer", value: t.gpuGraphLoadedMicros, tolerance: Self.untimedTolerance),
             SelftestRow(name: "balanced_split time (launches)", shape: shape, metric: "µs/layer",
                         value: t.gpuEagerMicros, tolerance: Self.untimedTolerance),

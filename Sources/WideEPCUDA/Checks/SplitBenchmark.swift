@@ -3,8 +3,8 @@ import CUDADriver
 import WideEPCore
 
 /// The GPU balanced split over a set of layers (placement + one batch's counts each): exactness against the CPU twin
-/// and Core, and the time per layer of the GPU kernel, the previous serial kernel and Core's CPU split, measured in
-/// one run.
+/// and Core, and the time per layer of the GPU kernel (one warp), the previous kernels (level-parallel block, serial)
+/// and Core's CPU split, measured in one run.
 public struct SplitBenchmark {
     /// One layer's input.
     public struct Case {
@@ -29,6 +29,10 @@ public struct SplitBenchmark {
         public var twinMismatches = 0
         /// Replicas whose GPU quota differs from Core's balanced split.
         public var coreMismatches = 0
+        /// Replicas whose quota from the previous level-parallel kernel differs from the twin's.
+        public var levelsMismatches = 0
+        /// Cases run by the one-warp kernel (the others fall back to the level-parallel one).
+        public var warpCases = 0
         /// Largest GPU max rank load / Core max rank load over the cases (≤ 1.01 required).
         public var worstPeakRatio = 0.0
         /// Mean levels (barriered rounds per pass) and passes of the schedule, from the twin.
@@ -57,10 +61,12 @@ public struct SplitBenchmark {
         public var gpuEagerMicros: Double
         /// New kernel, CUDA graph of one launch per case, replayed (kernel time plus the gap between kernels).
         public var gpuGraphMicros: Double
-        /// Previous serial kernel (warp 0 runs the passes), CUDA graph, same cases.
+        /// Previous level-parallel kernel (whole block, a barrier per level), CUDA graph, same cases.
+        public var levelsGraphMicros: Double
+        /// First serial kernel (warp 0 runs the passes one expert at a time), CUDA graph, same cases.
         public var serialGraphMicros: Double
-        /// The same two graphs while `split_busy` keeps 64 SMs busy on another stream (serving clocks).
-        public var gpuGraphLoadedMicros: Double, serialGraphLoadedMicros: Double
+        /// The same graphs while `split_busy` keeps 64 SMs busy on another stream (serving clocks).
+        public var gpuGraphLoadedMicros: Double, levelsGraphLoadedMicros: Double, serialGraphLoadedMicros: Double
         /// Core's allocation-free `ReplicaSplit.quotas(…, .balanced)` on this host, one thread.
         public var cpuMicros: Double
         /// In-kernel profile on the idle card and on the loaded one.
@@ -90,6 +96,11 @@ public struct SplitBenchmark {
         var out = Checks()
         for i in cases.indices { try quotas[i].poison(gpu) }
         for i in cases.indices { try kern.balancedSplit(counts: counts[i], tables: tables[i], quotas: quotas[i]) }
+        let previous = try cases.map { try DeviceArray<Int32>(gpu, count: $0.placement.numSlots) }
+        for i in cases.indices {
+            try previous[i].poison(gpu)
+            try kern.balancedSplitLevels(counts: counts[i], tables: tables[i], quotas: previous[i])
+        }
         try gpu.synchronize()
         var levels = 0, passes = 0, steps = 0
         for (i, c) in cases.enumerated() {
@@ -101,6 +112,8 @@ public struct SplitBenchmark {
             out.conservationErrors += SplitCases.conservationErrors(replicaQuotas: got, counts: c.counts, placement: pl)
             let wrong = zip(got, twin.quotas).filter { $0.0 != $0.1 }.count
             out.twinMismatches += wrong
+            out.levelsMismatches += zip(try previous[i].download(gpu), twin.quotas).filter { $0.0 != $0.1 }.count
+            out.warpCases += tables[i].warpTables == nil ? 0 : 1
             if wrong > 0 && out.firstMismatch == nil {
                 out.firstMismatch = "case \(i): ranks \(pl.numRanks) slotExpert \(pl.slotExpert) counts \(c.counts) "
                     + "gpu \(got) twin \(twin.quotas)"
@@ -134,9 +147,20 @@ public struct SplitBenchmark {
         let graphMs = try gpu.time(warmup: 2, repeats: repeats) {
             for _ in 0..<rounds { try graph.launch(on: gpu.stream) }
         }
-        // Compile and warm the serial kernel outside the capture.
-        for i in cases.indices { try kern.balancedSplitSerial(counts: counts[i], tables: tables[i], quotas: quotas[i]) }
+        // Compile and warm the previous kernels outside the capture.
+        for i in cases.indices {
+            try kern.balancedSplitSerial(counts: counts[i], tables: tables[i], quotas: quotas[i])
+            try kern.balancedSplitLevels(counts: counts[i], tables: tables[i], quotas: quotas[i])
+        }
         try gpu.synchronize()
+        let levels = try CUDAGraph(stream: gpu.stream) {
+            for i in cases.indices {
+                try kern.balancedSplitLevels(counts: counts[i], tables: tables[i], quotas: quotas[i])
+            }
+        }
+        let levelsMs = try gpu.time(warmup: 2, repeats: repeats) {
+            for _ in 0..<rounds { try levels.launch(on: gpu.stream) }
+        }
         let serial = try CUDAGraph(stream: gpu.stream) {
             for i in cases.indices {
                 try kern.balancedSplitSerial(counts: counts[i], tables: tables[i], quotas: quotas[i])
@@ -148,13 +172,15 @@ public struct SplitBenchmark {
         let idleProfile = try profile()
         let loaded = try underLoad {
             let g = try gpu.time(warmup: 2, repeats: repeats) { for _ in 0..<rounds { try graph.launch(on: gpu.stream) } }
+            let l = try gpu.time(warmup: 1, repeats: 5) { for _ in 0..<rounds { try levels.launch(on: gpu.stream) } }
             let s = try gpu.time(warmup: 1, repeats: 3) { for _ in 0..<rounds { try serial.launch(on: gpu.stream) } }
-            return (g, s, try profile())
+            return (g, l, s, try profile())
         }
         return Timing(
-            gpuEagerMicros: eager * 1000 / n, gpuGraphMicros: graphMs * 1000 / n, serialGraphMicros: serialMs * 1000 / n,
-            gpuGraphLoadedMicros: loaded.0 * 1000 / n, serialGraphLoadedMicros: loaded.1 * 1000 / n,
-            cpuMicros: cpuMicros(repeats: repeats), profile: idleProfile, loadedProfile: loaded.2)
+            gpuEagerMicros: eager * 1000 / n, gpuGraphMicros: graphMs * 1000 / n, levelsGraphMicros: levelsMs * 1000 / n,
+            serialGraphMicros: serialMs * 1000 / n, gpuGraphLoadedMicros: loaded.0 * 1000 / n,
+            levelsGraphLoadedMicros: loaded.1 * 1000 / n, serialGraphLoadedMicros: loaded.2 * 1000 / n,
+            cpuMicros: cpuMicros(repeats: repeats), profile: idleProfile, loadedProfile: loaded.3)
     }
 
     /// One launch per case with the kernel's profile counters on; means per launch.

@@ -49,14 +49,47 @@ extension CUDAKernels {
             "balanced_split")
     }
 
+    /// The compiled `balanced_split_warp` for `p`'s shape and `t`'s lanes and rank slots (compiled once per process).
+    static func splitWarpFunction(gpu: GPU, placement p: Placement, tables t: SplitWarpTables) throws -> CUhandle? {
+        let defines = [
+            "NE": "\(p.numExperts)", "NR": "\(p.numRanks)", "NS": "\(p.numSlots)", "MPL": "\(t.expertsPerLane)",
+            "KMAX": "\(t.ranksPerExpert)", "UNROLLK": "\(t.ranksPerExpert <= 8 ? t.ranksPerExpert : 1)",
+            "PASSES": "\(splitPasses)", "STALL": "\(splitStallPasses)",
+        ]
+        return try gpu.kernels.function(
+            KernelKey(name: "split_warp.cu", source: SplitWarpSource.source, defines: defines,
+                      architecture: gpu.architecture),
+            "balanced_split_warp")
+    }
+
     /// Balanced replica split of one batch on the GPU (one block, one launch): per-replica quotas `quotas` (int32
     /// [numSlots], aligned with `placement.replicaSlots`) from the global per-expert `counts` (int32 [E], ≥ 0).
     ///
     /// The same quotas as `ReplicaSplit.quotas(expertCounts:placement:policy: .balanced)` (per slot there; use
-    /// `SplitTables.slotQuotas` to compare) and as the CPU twin `SplitReference.quotas`. Issued on `stream` (the
-    /// GPU's stream by default); does not synchronize. `profile` (6 zeroed u64, or nil) accumulates SM cycles of the
-    /// prologue and in all, global-timer ns, launches, passes and levels (`SplitSource`).
+    /// `SplitTables.slotQuotas` to compare) and as the CPU twin `SplitReference.quotas`. Runs the one-warp kernel
+    /// (`SplitWarpSource`) when the placement has at most 128 multi-rank experts, else the level-parallel one
+    /// (`SplitSource`). Issued on `stream` (the GPU's stream by default); does not synchronize. `profile` (6 zeroed
+    /// u64, or nil) accumulates SM cycles of the prologue and in all, global-timer ns, launches, passes and levels.
     public func balancedSplit(
+        counts: DeviceArray<Int32>, tables: DeviceSplitTables, quotas: DeviceArray<Int32>, stream: CUDAStream? = nil,
+        profile: DeviceArray<UInt64>? = nil
+    ) throws {
+        guard let packed = tables.packed else {
+            try balancedSplitLevels(counts: counts, tables: tables, quotas: quotas, stream: stream, profile: profile)
+            return
+        }
+        try Self.checkSplitBuffers(counts: counts, quotas: quotas, placement: tables.placement)
+        try gpu.launch(
+            tables.warpFunction, grid: (1, 1, 1), block: (256, 1, 1),
+            args: [
+                .ptr(counts.pointer), .ptr(packed.pointer), .int(tables.tables.multiCount), .ptr(quotas.pointer),
+                .ptr(profile?.pointer ?? 0),
+            ], name: "balanced_split_warp", on: stream)
+    }
+
+    /// The level-parallel kernel (`SplitSource`: a lane group per expert, the whole block, a barrier per level), the
+    /// same quotas as `balancedSplit`; the fallback beyond 128 multi experts and a baseline of `wide-ep bench split`.
+    public func balancedSplitLevels(
         counts: DeviceArray<Int32>, tables: DeviceSplitTables, quotas: DeviceArray<Int32>, stream: CUDAStream? = nil,
         profile: DeviceArray<UInt64>? = nil
     ) throws {
@@ -74,7 +107,7 @@ extension CUDAKernels {
     }
 
     /// The first GPU split (`SplitSerialSource`: warp 0 runs the passes one expert at a time), the same quotas as
-    /// `balancedSplit`; kept as the baseline of `wide-ep bench split`.
+    /// `balancedSplit`; kept as a baseline of `wide-ep bench split`.
     public func balancedSplitSerial(
         counts: DeviceArray<Int32>, tables: DeviceSplitTables, quotas: DeviceArray<Int32>, stream: CUDAStream? = nil
     ) throws {

@@ -119,6 +119,12 @@ public final class DeviceSplitTables {
     let rankMulti: DeviceArray<Int32>
     /// The compiled `balanced_split` for this shape and group width (resolved once, so a launch is one driver call).
     let function: CUhandle?
+    /// The one-warp kernel's packed tables, when the placement has at most `SplitWarpTables.maxMultiExperts` multi
+    /// experts (nil otherwise: `balancedSplit` then runs the level-parallel kernel).
+    public let warpTables: SplitWarpTables?
+    let packed: DeviceArray<Int32>?
+    /// The compiled `balanced_split_warp` for this shape (nil with `warpTables`).
+    let warpFunction: CUhandle?
 
     /// Packs `placement`, uploads its tables to `gpu` and resolves the kernel for its shape and group width
     /// (compiled with NVRTC on first use in the process). Throws for shapes beyond the kernel's limits.
@@ -137,5 +143,13 @@ public final class DeviceSplitTables {
         rankStart = try DeviceArray(gpu, tables.rankStart)
         rankMulti = try DeviceArray(gpu, tables.rankMulti)
         function = try CUDAKernels.splitFunction(gpu: gpu, placement: placement, groupWidth: tables.groupWidth)
+        warpTables = SplitWarpTables(tables: tables, placement: placement)
+        if let w = warpTables {
+            packed = try DeviceArray(gpu, w.packed)
+            warpFunction = try CUDAKernels.splitWarpFunction(gpu: gpu, placement: placement, tables: w)
+        } else {
+            packed = nil
+            warpFunction = nil
+        }
     }
 }

@@ -1,10 +1,11 @@
 import WideEPCore
 
-/// CPU twin of `balanced_split` written the kernel's way: the packed `SplitTables`, per-replica quotas, the multi
-/// experts scheduled in levels (each expert one level above its predecessor on any of its ranks), a level's
-/// water-fills done from one snapshot of its ranks' loads by position counting (what the lane groups do), and each
-/// pass's squared load sum and peak taken over all ranks after the pass. Tests compare it with Core's `ReplicaSplit`
-/// (the same quotas) without a GPU; the selftest compares the GPU with it.
+/// CPU twin of `balanced_split_warp` written the kernel's way, from the same packed `SplitWarpTables`: fixed rank
+/// loads from the per-rank lists of single-rank experts, each multi expert's predecessors (earlier in visiting order,
+/// count descending then id) among its conflict mask, levels as the rounds of "all predecessors done", a level's
+/// water-fills from one snapshot of their ranks' loads by position counting, and each pass's squared load sum and
+/// peak over all ranks. These are Core's steps in another order of independent steps, so the quotas equal Core's
+/// `ReplicaSplit` (tests check it without a GPU); the selftest compares the GPU with this twin.
 public enum SplitReference {
     /// What one split computed, with the schedule the kernel would run.
     public struct Result: Equatable, Sendable {
@@ -26,68 +27,54 @@ public enum SplitReference {
     /// The split and its schedule; `counts` int32 [E], each ≥ 0.
     public static func solve(counts: [Int32], tables t: SplitTables, placement p: Placement) -> Result {
         precondition(counts.count == p.numExperts, "one count per expert")
-        let nR = p.numRanks, nM = t.multiCount
-        var q = [Int32](repeating: 0, count: p.numSlots)
+        for c in counts { precondition(c >= 0, "expert counts must be >= 0") }
+        let w = SplitWarpTables(tables: t, placement: p, limit: .max)!
+        let tab = w.packed, nR = p.numRanks, nS = p.numSlots, nM = t.multiCount, mmax = w.multiCapacity
+        let offFixed = SplitWarpTables.fixedOffset(p), offInfo = SplitWarpTables.infoOffset(p)
+        let offRun = w.runOffset(p)
+        // Fixed quotas and rank loads; the total and the lower bound.
+        var q = [Int32](repeating: 0, count: nS)
+        for i in 0..<nS where tab[i] >= 0 { q[i] = counts[Int(tab[i])] }
         var load = [Int64](repeating: 0, count: nR)
-        var total: Int64 = 0
-        // (B) Fixed loads; order of the non-empty multi experts (count descending, ties by id).
-        for e in 0..<p.numExperts {
-            let c = counts[e]
-            precondition(c >= 0, "expert counts must be >= 0")
-            total += Int64(c)
-            if t.multiIndex[e] < 0 || c == 0 {
-                q[Int(p.replicaStart[e])] = c
-                load[Int(t.expertHome[e])] += Int64(c)
-            }
+        for r in 0..<nR {
+            for i in Int(tab[nS + r])..<Int(tab[nS + r + 1]) { load[r] += Int64(counts[Int(tab[offFixed + i])]) }
         }
-        let mCount = t.multiExpert.map { counts[Int($0)] }
-        let active = mCount.map { $0 > 0 }
-        var pos = [Int](repeating: 0, count: nM)
-        for m in 0..<nM where active[m] {
-            for j in 0..<nM where mCount[j] > mCount[m] || (mCount[j] == mCount[m] && j < m) { pos[m] += 1 }
+        let fixedMax = load.max() ?? 0
+        let cnt = (0..<nM).map { counts[Int(tab[offInfo + $0] & 0xffff)] }
+        let k = (0..<nM).map { Int(tab[offInfo + $0] >> 16) }
+        let total = load.reduce(0, +) + cnt.reduce(Int64(0)) { $0 + Int64($1) }
+        let bound = max((total + Int64(nR) - 1) / Int64(nR), fixedMax)
+        func rank(_ m: Int, _ i: Int) -> Int { Int(tab[offRun + i * mmax + m] >> 16) }
+        func replica(_ m: Int, _ i: Int) -> Int { Int(tab[offRun + i * mmax + m] & 0xffff) }
+        // Predecessors and levels.
+        var pred = [[Int]](repeating: [], count: nM)
+        for m in 0..<nM where cnt[m] > 0 {
+            pred[m] = w.conflicts(of: m, placement: p).filter { o in cnt[o] > cnt[m] || (cnt[o] == cnt[m] && o < m) }
         }
-        // (C) Predecessor on the entry's rank.
-        let nA = t.runRank.count
-        var pred = [Int](repeating: -1, count: nA)
-        for i in 0..<nA where active[Int(t.runOwner[i])] {
-            let m = Int(t.runOwner[i]), r = Int(t.runRank[i])
-            var best = -1
-            for j in Int(t.rankStart[r])..<Int(t.rankStart[r + 1]) {
-                let m2 = Int(t.rankMulti[j])
-                guard active[m2] else { continue }
-                if pos[m2] < pos[m] && pos[m2] > best { best = pos[m2]; pred[i] = m2 }
-            }
+        var level = [Int](repeating: -1, count: nM)
+        var done = cnt.map { $0 == 0 }
+        var nLevels = 0
+        while done.contains(false) {
+            let ready = (0..<nM).filter { !done[$0] && pred[$0].allSatisfy { done[$0] } }
+            for m in ready { level[m] = nLevels; done[m] = true }
+            nLevels += 1
         }
-        let bound = max((total + Int64(nR) - 1) / Int64(nR), load.max() ?? 0)
-        // (D) Levels by relaxation to the fixpoint, (E) buckets (ascending id within a level).
-        var level = [Int](repeating: 0, count: nM)
-        var moved = true
-        while moved {
-            moved = false
-            for m in 0..<nM where active[m] {
-                var lv = 0
-                for i in Int(t.runStart[m])..<Int(t.runStart[m + 1]) where pred[i] >= 0 { lv = max(lv, level[pred[i]] + 1) }
-                if lv != level[m] { level[m] = lv; moved = true }
-            }
-        }
-        let nLevels = (0..<nM).filter { active[$0] }.map { level[$0] + 1 }.max() ?? 0
-        var buckets = [[Int]](repeating: [], count: nLevels)
-        for m in 0..<nM where active[m] { buckets[level[m]].append(m) }
+        let buckets = (0..<nLevels).map { l in (0..<nM).filter { level[$0] == l } }
         // Passes: the water-fills of a level read their ranks' loads, then write them (disjoint ranks).
-        var runQ = [Int32](repeating: 0, count: nA)
+        var runQ = (0..<nM).map { [Int32](repeating: 0, count: k[$0]) }
         var bestCost = Int64.max, bestPeak = Int64.max, stalled = 0, passes = 0
         for _ in 0...CUDAKernels.splitPasses {
             passes += 1
             var changed = false
             for bucket in buckets {
                 for m in bucket {
-                    let a = Int(t.runStart[m]), k = Int(t.runStart[m + 1]) - a
-                    let lv = (0..<k).map { load[Int(t.runRank[a + $0])] - Int64(runQ[a + $0]) }
-                    let fill = waterFill(count: Int64(mCount[m]), loads: lv)
-                    for l in 0..<k {
-                        if Int32(truncatingIfNeeded: fill[l]) != runQ[a + l] { changed = true }
-                        runQ[a + l] = Int32(truncatingIfNeeded: fill[l])
-                        load[Int(t.runRank[a + l])] = lv[l] + fill[l]
+                    let lv = (0..<k[m]).map { load[rank(m, $0)] - Int64(runQ[m][$0]) }
+                    let fill = waterFill(count: Int64(cnt[m]), loads: lv)
+                    for i in 0..<k[m] {
+                        let nq = Int32(truncatingIfNeeded: fill[i])
+                        if nq != runQ[m][i] { changed = true }
+                        runQ[m][i] = nq
+                        load[rank(m, i)] = lv[i] + fill[i]
                     }
                 }
             }
@@ -98,12 +85,12 @@ public enum SplitReference {
             if peak < bestPeak { bestPeak = peak; stalled = 0 } else { stalled += 1 }
             if stalled >= CUDAKernels.splitStallPasses { break }
         }
-        for i in 0..<nA where active[Int(t.runOwner[i])] { q[Int(t.runReplica[i])] = runQ[i] }
-        return Result(quotas: q, levels: nLevels, passes: passes, steps: active.filter { $0 }.count)
+        for m in 0..<nM { for i in 0..<k[m] { q[replica(m, i)] = runQ[m][i] } }
+        return Result(quotas: q, levels: nLevels, passes: passes, steps: cnt.filter { $0 > 0 }.count)
     }
 
-    /// One lane group's water-fill of `count` tokens over ranks with the other experts' `loads` (in run order):
-    /// each lane's position by (load, run order), membership of the lightest up to the level, the remainder one token
+    /// One expert's water-fill of `count` tokens over ranks with the other experts' `loads` (in run order): each
+    /// rank's position by (load, run order), membership of the lightest up to the level, the remainder one token
     /// each to the lowest positions. Returns the quota of each rank.
     static func waterFill(count c: Int64, loads lv: [Int64]) -> [Int64] {
         let k = lv.count
@@ -116,9 +103,8 @@ public enum SplitReference {
         }
         let inc = (0..<k).map { pos[$0] == 0 || lv[$0] * Int64(pos[$0]) < c + prefix[$0] }
         let mIn = inc.filter { $0 }.count
-        let top = (0..<k).first { inc[$0] && pos[$0] == mIn - 1 }!
-        let tot = c + prefix[top] + lv[top]
+        let tot = c + (0..<k).filter { inc[$0] }.reduce(Int64(0)) { $0 + lv[$1] }
         let base = tot / Int64(mIn), rem = tot - base * Int64(mIn)
-        return (0..<k).map { pos[$0] < mIn ? base - lv[$0] + (Int64(pos[$0]) < rem ? 1 : 0) : 0 }
+        return (0..<k).map { inc[$0] ? base - lv[$0] + (Int64(pos[$0]) < rem ? 1 : 0) : 0 }
     }
 }

@@ -5,8 +5,8 @@ import WideEPCUDA
 import WideEPCore
 import WideEPWorkload
 
-/// `wide-ep bench split`: the GPU balanced replica split per layer next to Core's CPU split and the previous serial
-/// kernel, on planned placements and drifted batches, with the exactness checks.
+/// `wide-ep bench split`: the GPU balanced replica split per layer next to Core's CPU split and the previous GPU
+/// kernels, on planned placements and drifted batches, with the exactness checks.
 struct BenchSplitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "split",
@@ -16,7 +16,8 @@ struct BenchSplitCommand: ParsableCommand {
             batches of --tokens × --top-k pairs are drawn from the same loads scaled by a random drift of ±30% per \
             expert (or from --batch-json). The GPU quotas are checked against the CPU twin and Core (identical \
             quotas, conservation, max rank load ratio ≤ 1.01); then the µs per layer of the kernel (CUDA graph of one \
-            launch per layer, and back-to-back launches), the previous serial kernel and Core's CPU split on this host; \
+            launch per layer, and back-to-back launches), the previous GPU kernels (level-parallel block, serial) and \
+            Core's CPU split on this host; \
             the graphs again while a load kernel keeps 64 SMs busy (the clocks of a serving card); and the kernel's own \
             SM cycles and clock (clock64 / globaltimer).
             """)
@@ -105,7 +106,7 @@ struct BenchSplitCommand: ParsableCommand {
             slots: slots, tokens: tokens, checks: checks, timing: timing, targetMicros: 10)
         if json { try CLIOutput.printJSON(result) } else { print(Self.report(result)) }
         if let m = checks.firstMismatch { CLIOutput.progress("bench split: first mismatch: \(m)") }
-        if checks.conservationErrors + checks.twinMismatches > 0 || !(checks.worstPeakRatio <= 1.01) {
+        if checks.conservationErrors + checks.twinMismatches + checks.levelsMismatches > 0 || !(checks.worstPeakRatio <= 1.01) {
             throw ExitCode(1)
         }
     }
@@ -118,10 +119,12 @@ struct BenchSplitCommand: ParsableCommand {
             table.append([name, String(format: "%.2f", us), String(format: "%.2f×", t.cpuMicros / us),
                           us <= r.targetMicros ? "met" : "missed"])
         }
-        row("GPU level-parallel (CUDA graph)", t.gpuGraphMicros)
-        row("GPU level-parallel (launches)", t.gpuEagerMicros)
-        row("GPU serial, previous (CUDA graph)", t.serialGraphMicros)
-        row("GPU level-parallel, loaded card (graph)", t.gpuGraphLoadedMicros)
+        row("GPU one-warp (CUDA graph)", t.gpuGraphMicros)
+        row("GPU one-warp (launches)", t.gpuEagerMicros)
+        row("GPU level-parallel, previous (CUDA graph)", t.levelsGraphMicros)
+        row("GPU serial, first (CUDA graph)", t.serialGraphMicros)
+        row("GPU one-warp, loaded card (graph)", t.gpuGraphLoadedMicros)
+        row("GPU level-parallel, loaded card (graph)", t.levelsGraphLoadedMicros)
         row("GPU serial, loaded card (graph)", t.serialGraphLoadedMicros)
         row("CPU Core, one thread", t.cpuMicros)
         func prof(_ p: SplitBenchmark.Profile) -> String {
@@ -134,7 +137,8 @@ struct BenchSplitCommand: ParsableCommand {
             \(r.slots) slots on \(r.epSize) ranks
             \(CLIOutput.table(table))
             checks: conservation errors \(c.conservationErrors), quotas ≠ twin \(c.twinMismatches), quotas ≠ Core \
-            \(c.coreMismatches), worst max rank load / Core \(String(format: "%.4f", c.worstPeakRatio)) (≤ 1.01); \
+            \(c.coreMismatches), level-parallel kernel ≠ twin \(c.levelsMismatches), one-warp kernel on \(c.warpCases) \
+            of \(c.cases), worst max rank load / Core \(String(format: "%.4f", c.worstPeakRatio)) (≤ 1.01); \
             schedule: \(String(format: "%.1f", c.meanSteps)) water-fills in \(String(format: "%.1f", c.meanLevels)) \
             levels per pass, \(String(format: "%.1f", c.meanPasses)) passes (means)
             kernel profile (mean per launch): idle card \(prof(t.profile)); loaded card \(prof(t.loadedProfile))

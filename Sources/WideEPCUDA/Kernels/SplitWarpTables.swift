@@ -1,0 +1,90 @@
+import WideEPCore
+
+/// The packed placement-only input of the one-warp balanced split (`SplitWarpSource`), built once per placement.
+///
+/// One int32 array, read by the kernel in a single sweep. Sections (offsets from the shape, see `SplitWarpSource`):
+/// - replica sources [NS], aligned with `replicaSlots`: the expert whose whole count lands on that replica (the first
+///   replica of a single-rank expert), `-2` for a multi expert's run entry (written by the warp), else `-1` (quota 0);
+/// - fixed-rank CSR start [NR + 1] and the single-rank experts of each rank [NE] (padded with 0);
+/// - per multi expert slot m < MMAX: `expert | ranks << 16`;
+/// - run entries [KMAX][MMAX]: `replica | rank << 16` of the expert's i-th rank (ascending);
+/// - conflict masks [NW][MMAX]: bit b of word w set when multi expert 32·w + b shares a rank with m (m excluded).
+public struct SplitWarpTables: Equatable, Sendable {
+    /// Most multi-rank experts the one-warp kernel takes (4 per lane).
+    public static let maxMultiExperts = 128
+
+    /// Multi experts per lane (MPL ≥ 1), also the number of 32-bit conflict mask words.
+    public let expertsPerLane: Int
+    /// Rank slots per expert (KMAX): the group width of `SplitTables`, a power of two ≥ 2.
+    public let ranksPerExpert: Int
+    /// The packed tables, int32.
+    public let packed: [Int32]
+
+    /// Multi expert slots (32 × `expertsPerLane`).
+    public var multiCapacity: Int { 32 * expertsPerLane }
+
+    /// Packs `tables` of `placement`; nil when it has more than `limit` (the kernel's `maxMultiExperts`) multi-rank
+    /// experts. The CPU twin packs any placement (`limit: .max`).
+    public init?(tables t: SplitTables, placement p: Placement, limit: Int = Self.maxMultiExperts) {
+        let nM = t.multiCount
+        guard nM <= limit else { return nil }
+        let mpl = max(1, (nM + 31) / 32), mmax = 32 * mpl, kmax = t.groupWidth
+        let nS = p.numSlots, nR = p.numRanks, nE = p.numExperts
+        let offFixed = nS + nR + 1, offInfo = offFixed + nE, offRun = offInfo + mmax, offConf = offRun + mmax * kmax
+        var out = [Int32](repeating: 0, count: offConf + mpl * mmax)
+        // Replica sources.
+        for i in 0..<nS { out[i] = -1 }
+        for e in 0..<nE {
+            if t.multiIndex[e] < 0 { out[Int(p.replicaStart[e])] = Int32(e) }
+        }
+        for rep in t.runReplica { out[Int(rep)] = -2 }
+        // Single-rank experts per rank (ascending ids), as CSR.
+        var perRank = [[Int32]](repeating: [], count: nR)
+        for e in 0..<nE where t.multiIndex[e] < 0 { perRank[Int(t.expertHome[e])].append(Int32(e)) }
+        var at = 0
+        for r in 0..<nR {
+            out[nS + r] = Int32(at)
+            for e in perRank[r] { out[offFixed + at] = e; at += 1 }
+        }
+        out[nS + nR] = Int32(at)
+        // Multi experts: info, runs, conflict masks.
+        for m in 0..<nM {
+            let a = Int(t.runStart[m]), b = Int(t.runStart[m + 1])
+            out[offInfo + m] = t.multiExpert[m] | Int32(b - a) << 16
+            for i in a..<b { out[offRun + (i - a) * mmax + m] = t.runReplica[i] | t.runRank[i] << 16 }
+            var mask = [UInt32](repeating: 0, count: mpl)
+            for i in a..<b {
+                let r = Int(t.runRank[i])
+                for j in Int(t.rankStart[r])..<Int(t.rankStart[r + 1]) where Int(t.rankMulti[j]) != m {
+                    let o = Int(t.rankMulti[j])
+                    mask[o / 32] |= 1 << UInt32(o % 32)
+                }
+            }
+            for w in 0..<mpl { out[offConf + w * mmax + m] = Int32(bitPattern: mask[w]) }
+        }
+        expertsPerLane = mpl
+        ranksPerExpert = kmax
+        packed = out
+    }
+
+    /// Offset of the fixed-rank CSR start in `packed`.
+    public static func fixedStartOffset(_ p: Placement) -> Int { p.numSlots }
+    /// Offset of the fixed-rank expert lists in `packed`.
+    public static func fixedOffset(_ p: Placement) -> Int { p.numSlots + p.numRanks + 1 }
+    /// Offset of the multi expert info words in `packed`.
+    public static func infoOffset(_ p: Placement) -> Int { fixedOffset(p) + p.numExperts }
+    /// Offset of the run entries in `packed`.
+    public func runOffset(_ p: Placement) -> Int { Self.infoOffset(p) + multiCapacity }
+    /// Offset of the conflict masks in `packed`.
+    public func conflictOffset(_ p: Placement) -> Int { runOffset(p) + multiCapacity * ranksPerExpert }
+
+    /// Conflict mask of multi expert `m` as a set of multi expert indices.
+    public func conflicts(of m: Int, placement p: Placement) -> Set<Int> {
+        var s = Set<Int>()
+        for w in 0..<expertsPerLane {
+            let bits = UInt32(bitPattern: packed[conflictOffset(p) + w * multiCapacity + m])
+            for b in 0..<32 where bits & (1 << UInt32(b)) != 0 { s.insert(32 * w + b) }
+        }
+        return s
+    }
+}
