@@ -11,6 +11,8 @@ extension PackingState {
     func spreadRisk(kappa: Double, cap: Double, maxRounds: Int, partners: Int, nodeAware: Bool) {
         let p = slotsPerRank, nR = numRanks
         guard nR > 1 && p > 1 && kappa > 0 else { return }
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: p) { sortedBuffer in
+        let sorted = sortedBuffer.baseAddress!
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * nR) { buffer in
             let squares = buffer.baseAddress!  // Σ w² per rank
             let risk = squares + nR  // L + κ·sqrt(Σ w²) per rank
@@ -55,21 +57,54 @@ extension PackingState {
                     if nodeAware && nr != nh { limit = min(limit, maxNode - nodeLoad[nr]) }
                     if limit <= 0 { continue }
                     let rb = r &* p
+                    @inline(__always) func consider(_ i: Int, _ j: Int) {
+                        let wi = slotWeight[i], wj = slotWeight[j]
+                        let d = wi - wj
+                        if d <= 0 || d > limit { return }
+                        let swing = wi * wi - wj * wj
+                        let jr = lr + d + kappa * (qr + swing).squareRoot()
+                        if jr >= best { return }
+                        let jhNew = lh - d + kappa * max(0, qh - swing).squareRoot()
+                        let peak = max(jr, jhNew)
+                        if peak >= best { return }
+                        let ei = slotExpert[i], ej = slotExpert[j]
+                        if ej == ei || blocks(rank: r, expert: ei) || blocks(rank: h, expert: ej) { return }
+                        best = peak; bi = i; bj = j; bk = k
+                    }
+                    if p > 32 {
+                        for i in hb..<(hb &+ p) { for j in rb..<(rb &+ p) { consider(i, j) } }
+                        continue
+                    }
+                    // r's slots by weight, ascending: for each slot of h only the run with weights in
+                    // [w − limit, w) can be exchanged, so two binary searches bound the inner loop.
+                    for t in 0..<p {
+                        let j = Int32(rb &+ t), wj = slotWeight[rb &+ t]
+                        var u = t
+                        while u > 0 && slotWeight[Int(sorted[u &- 1])] > wj {
+                            sorted[u] = sorted[u &- 1]
+                            u &-= 1
+                        }
+                        sorted[u] = j
+                    }
+                    @inline(__always) func firstAtLeast(_ w: Double) -> Int {
+                        var lo = 0, len = p
+                        while len > 0 {
+                            let half = len >> 1
+                            if slotWeight[Int(sorted[lo &+ half])] < w {
+                                lo &+= half &+ 1
+                                len &-= half &+ 1
+                            } else {
+                                len = half
+                            }
+                        }
+                        return lo
+                    }
                     for i in hb..<(hb &+ p) {
                         let wi = slotWeight[i]
-                        for j in rb..<(rb &+ p) {
-                            let wj = slotWeight[j]
-                            let d = wi - wj
-                            if d <= 0 || d > limit { continue }
-                            let swing = wi * wi - wj * wj
-                            let jr = lr + d + kappa * (qr + swing).squareRoot()
-                            if jr >= best { continue }
-                            let jhNew = lh - d + kappa * max(0, qh - swing).squareRoot()
-                            let peak = max(jr, jhNew)
-                            if peak >= best { continue }
-                            let ei = slotExpert[i], ej = slotExpert[j]
-                            if ej == ei || blocks(rank: r, expert: ei) || blocks(rank: h, expert: ej) { continue }
-                            best = peak; bi = i; bj = j; bk = k
+                        var t = firstAtLeast(wi - limit)
+                        while t < p && slotWeight[Int(sorted[t])] < wi {
+                            consider(i, Int(sorted[t]))
+                            t &+= 1
                         }
                     }
                 }
@@ -83,6 +118,7 @@ extension PackingState {
                 risk[r] = rankLoad[r] + kappa * squares[r].squareRoot()
                 reorder(order, by: risk, lowered: nR &- 1, raised: bk)
             }
+        }
         }
     }
 }
