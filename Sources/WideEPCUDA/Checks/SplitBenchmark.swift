@@ -65,6 +65,8 @@ public struct SplitBenchmark {
         public var levelsGraphMicros: Double
         /// First serial kernel (warp 0 runs the passes one expert at a time), CUDA graph, same cases.
         public var serialGraphMicros: Double
+        /// `split_floor` (one block reads one count, writes one quota), CUDA graph of as many launches: the floor.
+        public var floorGraphMicros: Double
         /// The same graphs while `split_busy` keeps 64 SMs busy on another stream (serving clocks).
         public var gpuGraphLoadedMicros: Double, levelsGraphLoadedMicros: Double, serialGraphLoadedMicros: Double
         /// Core's allocation-free `ReplicaSplit.quotas(…, .balanced)` on this host, one thread.
@@ -169,6 +171,18 @@ public struct SplitBenchmark {
         let serialMs = try gpu.time(warmup: 2, repeats: repeats) {
             for _ in 0..<rounds { try serial.launch(on: gpu.stream) }
         }
+        let fl = try gpu.kernels.function(
+            KernelKey(name: "split_busy.cu", source: SplitBusySource.source, defines: [:], architecture: gpu.architecture),
+            "split_floor")
+        let floor = try CUDAGraph(stream: gpu.stream) {
+            for i in cases.indices {
+                try gpu.launch(fl, grid: (1, 1, 1), block: (256, 1, 1),
+                               args: [.ptr(counts[i].pointer), .ptr(quotas[i].pointer)], name: "split_floor")
+            }
+        }
+        let floorMs = try gpu.time(warmup: 2, repeats: repeats) {
+            for _ in 0..<rounds { try floor.launch(on: gpu.stream) }
+        }
         let idleProfile = try profile()
         let loaded = try underLoad {
             let g = try gpu.time(warmup: 2, repeats: repeats) { for _ in 0..<rounds { try graph.launch(on: gpu.stream) } }
@@ -178,7 +192,7 @@ public struct SplitBenchmark {
         }
         return Timing(
             gpuEagerMicros: eager * 1000 / n, gpuGraphMicros: graphMs * 1000 / n, levelsGraphMicros: levelsMs * 1000 / n,
-            serialGraphMicros: serialMs * 1000 / n, gpuGraphLoadedMicros: loaded.0 * 1000 / n,
+            serialGraphMicros: serialMs * 1000 / n, floorGraphMicros: floorMs * 1000 / n, gpuGraphLoadedMicros: loaded.0 * 1000 / n,
             levelsGraphLoadedMicros: loaded.1 * 1000 / n, serialGraphLoadedMicros: loaded.2 * 1000 / n,
             cpuMicros: cpuMicros(repeats: repeats), profile: idleProfile, loadedProfile: loaded.3)
     }

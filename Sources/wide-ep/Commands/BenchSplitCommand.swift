@@ -127,6 +127,7 @@ struct BenchSplitCommand: ParsableCommand {
         row("GPU level-parallel, loaded card (graph)", t.levelsGraphLoadedMicros)
         row("GPU serial, loaded card (graph)", t.serialGraphLoadedMicros)
         row("CPU Core, one thread", t.cpuMicros)
+        row("floor: 1-block kernel, 1 load + 1 store (graph)", t.floorGraphMicros)
         func prof(_ p: SplitBenchmark.Profile) -> String {
             guard p.launches > 0 else { return "not recorded (the counters read 0)" }
             return String(format: "%.0f cycles (prologue %.0f) at %.0f MHz = %.2f µs in the kernel", p.totalCycles,
