@@ -46,6 +46,9 @@ struct BenchLocalityCommand: ParsableCommand {
         var localFirstRemoteRows: Int
         var prefixOrderRemoteRows: Int
         var quotaMismatches: Int
+        /// Host time to build one rank's tables (mean over layers and batches, 20 builds each), µs.
+        var localFirstTableMicros: Double
+        var prefixOrderTableMicros: Double
     }
 
     struct Result: Codable {
@@ -84,12 +87,15 @@ struct BenchLocalityCommand: ParsableCommand {
             let topo = try Topology(numRanks: r, numNodes: max(1, r / 8))
             CLIOutput.progress("bench locality: EP\(r), \(slots) slots, \(loads.count) layers")
             var row = Row(epSize: r, slots: slots, pairs: 0, localFirstLocal: 0, prefixOrderLocal: 0, maxLocal: 0,
-                          localFirstRemoteRows: 0, prefixOrderRemoteRows: 0, quotaMismatches: 0)
+                          localFirstRemoteRows: 0, prefixOrderRemoteRows: 0, quotaMismatches: 0,
+                          localFirstTableMicros: 0, prefixOrderTableMicros: 0)
             for (l, profile) in loads.enumerated() {
                 let p = try Planner.planLayer(
                     loads: profile, request: PlannerRequest(numSlots: slots, topology: topo), layer: l)
                 for _ in 0..<samples { measure(profile: profile, placement: p, rng: &rng, into: &row) }
             }
+            row.localFirstTableMicros /= Double(loads.count * samples)
+            row.prefixOrderTableMicros /= Double(loads.count * samples)
             rows.append(row)
         }
         let result = Result(source: statsJSON ?? "generated (seed \(seed))", layers: loads.count, tokensPerRank: tokens,
@@ -118,6 +124,31 @@ struct BenchLocalityCommand: ParsableCommand {
         row.maxLocal += ReplicaSplit.maxLocalPairs(counts: counts, quotas: quotas, placement: p)
         row.localFirstRemoteRows += Self.remoteRows(lf, topK: topK, placement: p)
         row.prefixOrderRemoteRows += Self.remoteRows(po, topK: topK, placement: p)
+        let times = Self.tableMicros(counts: counts, quotas: quotas, placement: p)
+        row.localFirstTableMicros += times.localFirst
+        row.prefixOrderTableMicros += times.prefixOrder
+    }
+
+    /// Mean µs to build rank R/2's tables from the all-gathered counts: local-first, and prefix order including the
+    /// rank-offset prefix sum the layer computed for it.
+    static func tableMicros(counts: [Int32], quotas: [Int32], placement p: Placement)
+        -> (localFirst: Double, prefixOrder: Double)
+    {
+        let rank = p.numRanks / 2, reps = 20, e = p.numExperts
+        var sink = 0
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<reps {
+            sink &+= Int(SlotMap.localFirst(counts: counts, quotas: quotas, placement: p, rank: rank).localCount[0])
+        }
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<reps {
+            var offsets = [Int32](repeating: 0, count: e)
+            for src in 0..<rank { for x in 0..<e { offsets[x] &+= counts[src * e + x] } }
+            sink &+= Int(SlotMap.prefixOrder(rankOffsets: offsets, quotas: quotas, placement: p).remoteStart[0])
+        }
+        let t2 = DispatchTime.now().uptimeNanoseconds
+        if sink == Int.min { print("") }
+        return (Double(t1 - t0) / 1000 / Double(reps), Double(t2 - t1) / 1000 / Double(reps))
     }
 
     /// `tokens` tokens of `topK` distinct experts each, drawn in proportion to `profile`: [tokens × topK].
@@ -160,7 +191,8 @@ struct BenchLocalityCommand: ParsableCommand {
 
     static func report(_ r: Result) -> String {
         var table = [["EP", "slots", "pairs", "local-first local", "prefix-order local", "bound", "remote rows/token "
-            + "(prefix → local-first)", "quota mismatches"]]
+            + "(prefix → local-first)", "quota mismatches",
+            "tables µs (prefix → local-first)"]]
         func pct(_ a: Int, _ b: Int) -> String { String(format: "%.2f%%", 100 * Double(a) / Double(max(b, 1))) }
         for x in r.rows {
             let tokens = Double(max(x.pairs / r.topK, 1))
@@ -171,6 +203,7 @@ struct BenchLocalityCommand: ParsableCommand {
                        Double(x.localFirstRemoteRows) / tokens,
                        100 * (1 - Double(x.localFirstRemoteRows) / Double(max(x.prefixOrderRemoteRows, 1)))),
                 "\(x.quotaMismatches)",
+                String(format: "%.1f → %.1f", x.prefixOrderTableMicros, x.localFirstTableMicros),
             ])
         }
         return "loads: \(r.source), \(r.layers) layers, \(r.tokensPerRank) tokens/rank × top-\(r.topK), "
