@@ -53,7 +53,7 @@ struct SplitTablesTests {
         }
     }
 
-    @Test func warpTablesPackSourcesFixedListsRunsAndConflicts() throws {
+    @Test func warpTablesPackSourcesHomesRunsAndConflicts() throws {
         var rng = SplitMix64(seed: 31)
         for (e, r, p) in [(24, 4, 9), (40, 5, 10), (64, 8, 12)] {
             for _ in 0..<8 {
@@ -71,12 +71,11 @@ struct SplitTablesTests {
                         : (single && Int(pl.replicaStart[Int(x)]) == i ? x : -1)
                     #expect(tab[i] == expected)
                 }
-                // Fixed lists: rank r lists, ascending, the single-rank experts whose replicas sit on r.
-                let fs = SplitWarpTables.fixedStartOffset(pl), fx = SplitWarpTables.fixedOffset(pl)
-                for rank in 0..<pl.numRanks {
-                    let listed = (Int(tab[fs + rank])..<Int(tab[fs + rank + 1])).map { Int(tab[fx + $0]) }
-                    let expected = (0..<e).filter { t.multiIndex[$0] < 0 && Int(t.expertHome[$0]) == rank }
-                    #expect(listed == expected)
+                // Homes: the rank holding every replica of a single-rank expert, -1 for a multi-rank one.
+                let home = SplitWarpTables.homeOffset(pl)
+                for x in 0..<e {
+                    let ranks = Set(pl.replicas(of: x).map { Int($0) / pl.slotsPerRank })
+                    #expect(Int(tab[home + x]) == (ranks.count == 1 ? ranks.first! : -1))
                 }
                 // Runs and conflicts: expert, rank count, (replica, rank) per entry; experts sharing any rank.
                 let info = SplitWarpTables.infoOffset(pl), run = w.runOffset(pl)

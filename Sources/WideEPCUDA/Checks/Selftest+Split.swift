@@ -7,10 +7,12 @@ extension CUDASelftest {
     /// target and the measured values are in docs/PERFORMANCE.md). Finite so `--json` can encode it.
     static let untimedTolerance = Double.greatestFiniteMagnitude
 
-    /// Random shapes of the split check: (experts, ranks, slots per rank, same-rank replicas allowed, cases).
-    static let splitShapes: [(e: Int, r: Int, p: Int, sameRank: Bool, cases: Int)] = [
-        (256, 32, 9, false, 40), (256, 8, 40, false, 25), (256, 72, 4, false, 25), (64, 8, 9, false, 10),
-        (16, 4, 6, true, 10), (256, 8, 40, true, 10),
+    /// Random shapes of the split check: (experts, ranks, slots per rank, same-rank replicas allowed, cases, huge
+    /// batches: about 2^30 tokens, past the one-warp kernel's 32-bit path).
+    static let splitShapes: [(e: Int, r: Int, p: Int, sameRank: Bool, cases: Int, huge: Bool)] = [
+        (256, 32, 9, false, 40, false), (256, 8, 40, false, 25, false), (256, 72, 4, false, 25, false),
+        (64, 8, 9, false, 10, false), (16, 4, 6, true, 10, false), (256, 8, 40, true, 10, false),
+        (256, 32, 9, false, 10, true),
     ]
 
     /// The GPU balanced split on 120 random layers (a fresh placement and batch each, EP 8/32/72, same-rank
@@ -23,13 +25,15 @@ extension CUDASelftest {
             for i in 0..<s.cases {
                 let pl = try SplitCases.hotPlacement(
                     experts: s.e, ranks: s.r, slotsPerRank: s.p, sameRank: s.sameRank, rng: &rng)
-                var counts = SplitCases.skewedCounts(experts: s.e, tokens: i % 2 == 0 ? 4096 : 200, rng: &rng)
+                var counts = SplitCases.skewedCounts(
+                    experts: s.e, tokens: s.huge ? 1 << 24 : i % 2 == 0 ? 4096 : 200, rng: &rng)
                 // Every fifth batch is sparse: about one expert in ten keeps its tokens.
                 if i % 5 == 4 { for e in 0..<s.e where rng.next() % 10 != 0 { counts[e] = 0 } }
                 cases.append(SplitBenchmark.Case(placement: pl, counts: counts))
             }
             let c = try SplitBenchmark(gpu: gpu, cases: cases).check()
-            let shape = "E=\(s.e) EP=\(s.r) slots=\(s.r * s.p)\(s.sameRank ? " same-rank" : "") ×\(s.cases) "
+            let shape = "E=\(s.e) EP=\(s.r) slots=\(s.r * s.p)\(s.sameRank ? " same-rank" : "")\(s.huge ? " huge" : "") "
+                + "×\(s.cases) "
                 + "(one-warp kernel on \(c.warpCases))"
             rows += [
                 SelftestRow(name: "balanced_split conservation", shape: shape, metric: "mismatches",

@@ -51,6 +51,8 @@ public struct SplitBenchmark {
         public var clockMHz: Double
         /// Passes and levels per launch.
         public var passes: Double, levels: Double
+        /// Global-timer ns from entry to the last store, per launch.
+        public var nanos: Double
         /// Launches the counters saw (0: nothing was recorded, and the other fields mean nothing).
         public var launches: Double
     }
@@ -206,7 +208,7 @@ public struct SplitBenchmark {
         let p = try buf.download(gpu).map(Double.init)
         let n = max(p[3], 1)
         return Profile(prologueCycles: p[0] / n, totalCycles: p[1] / n, clockMHz: p[1] / max(p[2], 1) * 1000,
-                       passes: p[4] / n, levels: p[5] / n, launches: p[3])
+                       passes: p[4] / n, levels: p[5] / n, nanos: p[2] / n, launches: p[3])
     }
 
     /// Runs `body` while `split_busy` (64 blocks × 256 threads, 1.5 s at most) keeps the card busy on a second

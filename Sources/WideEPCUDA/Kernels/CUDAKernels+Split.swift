@@ -6,6 +6,8 @@ extension CUDAKernels {
     /// `ReplicaSplit.stallPasses`, so the GPU visits the same states as the CPU.
     static let splitPasses = 64
     static let splitStallPasses = 3
+    /// Stall limit of the one-warp kernel (`SplitWarpSource`) and its twin: passes without a lower peak.
+    public static let splitWarpStallPasses = 3
     /// Most slots (and ranks) the split takes.
     static let maxSplitEntries = 1024
     /// Static shared memory one block may use without the opt-in.
@@ -54,7 +56,7 @@ extension CUDAKernels {
         let defines = [
             "NE": "\(p.numExperts)", "NR": "\(p.numRanks)", "NS": "\(p.numSlots)", "MPL": "\(t.expertsPerLane)",
             "KMAX": "\(t.ranksPerExpert)", "UNROLLK": "\(t.ranksPerExpert <= 8 ? t.ranksPerExpert : 1)",
-            "PASSES": "\(splitPasses)", "STALL": "\(splitStallPasses)",
+            "PASSES": "\(splitPasses)", "STALL": "\(splitWarpStallPasses)",
         ]
         return try gpu.kernels.function(
             KernelKey(name: "split_warp.cu", source: SplitWarpSource.source, defines: defines,

@@ -7,13 +7,15 @@
 /// lane + 32, …) with their ranks, replicas and old quotas in registers. An expert's predecessors are the earlier
 /// experts among its conflict mask (multi experts sharing a rank, precomputed on the host); the levels are the rounds
 /// of "all predecessors done" found by ballots. A pass runs the levels with one `__syncwarp` each: a lane water-fills
-/// its experts of that level alone (k ≤ KMAX ranks, position counting, 32-bit division when the total fits), reading
-/// and writing the ranks' loads in shared memory. After a pass the lanes sum the squared loads and take the peak by
-/// shuffles for Core's stop rules (lower bound, no drop in the squared sum, 3 passes without a lower peak).
+/// its experts of that level alone (k ≤ KMAX ranks sorted by the key load·32 + run index in registers, the level
+/// from prefix sums, each rank's share by two key compares), reading and writing the ranks' loads in shared memory. After a pass the warp sums the squared loads and
+/// takes the peak for Core's stop rules (lower bound, no drop in the squared sum, STALL passes without a lower peak).
+/// A single warp is latency-bound, so the passes run in 32-bit integers (warp reductions by `redux`) whenever the
+/// batch has fewer than 2^26 tokens, else in 64-bit (shuffles); both give the same quotas.
 ///
-/// All global reads are issued in one phase by the whole block (counts and the packed tables into shared memory, the
-/// lane's own expert data into registers), then one barrier; warps 1… write the fixed quotas and exit, warp 0 runs
-/// the split and writes the multi experts' run quotas.
+/// Phases: every global read at once (counts, replica sources and homes to shared memory, the lane's own expert data
+/// to registers) and the loads zeroed; barrier; single-rank experts add their counts to their rank by shared atomics;
+/// barrier; warps 1… write the fixed quotas and exit, warp 0 runs the split and writes the run quotas.
 ///
 /// Defines: NE experts, NR ranks, NS slots, MPL multi experts per lane (MMAX = 32·MPL, NW = MPL mask words),
 /// KMAX ≥ ranks of one expert, UNROLLK (KMAX when ≤ 8, else 1), PASSES, STALL. Table layout: `SplitWarpTables`.
@@ -28,30 +30,126 @@ typedef unsigned long long u64;
 #define FULL 0xffffffffu
 #define MMAX (32 * MPL)
 #define NW MPL
-#define OFF_FSTART NS
-#define OFF_FIXED (NS + NR + 1)
-#define OFF_INFO (NS + NR + 1 + NE)
+#define OFF_HOME NS
+#define OFF_INFO (NS + NE)
 #define OFF_RUN (OFF_INFO + MMAX)
 #define OFF_CONF (OFF_RUN + MMAX * KMAX)
-#define NSHARED (NS + NR + 1 + NE)
+#define MAXKEY(T) ((T)((~0ull) >> (65 - 8 * sizeof(T))))
+
+__device__ __forceinline__ u64 clk() { u64 c; asm volatile("mov.u64 %0, %%clock64;" : "=l"(c)); return c; }
+__device__ __forceinline__ u64 gtime() { u64 t; asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); return t; }
+
+// Squared load sum (wrapping like Core's Int64) and peak over all ranks, on every lane.
+__device__ __forceinline__ void stats(const int* sL, int lane, u64& cost, i64& peak) {
+    u64 v = 0;
+    unsigned pk = 0;
+    for (int r = lane; r < NR; r += 32) { const unsigned x = (unsigned)sL[r]; v += (u64)x * x; pk = max(pk, x); }
+    // v < 32 · 2^52: three 19-bit pieces whose warp sums fit 32 bits.
+    const unsigned a = __reduce_add_sync(FULL, (unsigned)(v & 0x7ffff));
+    const unsigned b = __reduce_add_sync(FULL, (unsigned)((v >> 19) & 0x7ffff));
+    const unsigned c = __reduce_add_sync(FULL, (unsigned)(v >> 38));
+    cost = (u64)a + ((u64)b << 19) + ((u64)c << 38);
+    peak = (i64)__reduce_max_sync(FULL, pk);
+}
+__device__ __forceinline__ void stats(const i64* sL, int lane, u64& cost, i64& peak) {
+    cost = 0;
+    peak = 0;
+    for (int r = lane; r < NR; r += 32) { const i64 x = sL[r]; cost += (u64)x * (u64)x; peak = max(peak, x); }
+    for (int o = 16; o > 0; o >>= 1) {
+        cost += __shfl_xor_sync(FULL, cost, o);
+        peak = max(peak, __shfl_xor_sync(FULL, peak, o));
+    }
+}
+
+// The passes in integer type T over the loads sL (int when the batch has < 2^26 tokens, else i64).
+template <typename T>
+__device__ __forceinline__ int passes(
+    T* sL, const int (&run)[MPL][KMAX], const int (&kk)[MPL], const int (&cnt)[MPL], const int (&lvl)[MPL],
+    int nLevels, i64 bound, int lane, int (&q)[MPL][KMAX])
+{
+    i64 bestCost = 0x7fffffffffffffffLL, bestPeak = 0x7fffffffffffffffLL;
+    int stalled = 0, passesRun = 0;
+    for (int pass = 0; pass <= PASSES; ++pass) {
+        ++passesRun;
+        bool changed = false;
+        for (int t = 0; t < nLevels; ++t) {
+#pragma unroll
+            for (int j = 0; j < MPL; ++j) {
+                if (lvl[j] != t) continue;
+                const int k = kk[j];
+                const T c = (T)cnt[j];
+                T L[KMAX], key[KMAX], sk[KMAX];
+#pragma unroll
+                for (int i = 0; i < KMAX; ++i) {
+                    L[i] = sL[run[j][i] >> 16] - (T)q[j][i];  // entries past k repeat the first rank, q = 0
+                    // Unique sort key: load, then run order; absent ranks sort last.
+                    key[i] = i < k ? (L[i] << 5) | (T)i : MAXKEY(T);
+                    sk[i] = key[i];
+                }
+                // Odd-even transposition sort of the keys (KMAX stages of compare-exchanges, all in registers).
+#pragma unroll UNROLLK
+                for (int st = 0; st < KMAX; ++st)
+#pragma unroll UNROLLK
+                    for (int i = st & 1; i + 1 < KMAX; i += 2) {
+                        const T a = sk[i], b = sk[i + 1];
+                        sk[i] = a < b ? a : b;
+                        sk[i + 1] = a < b ? b : a;
+                    }
+                // The lightest ranks up to the level: position p joins while load_p · p < c + (loads before p).
+                int mIn = 1;
+                T pre = c + (sk[0] >> 5), tot = pre, kIn = sk[0];
+#pragma unroll
+                for (int p = 1; p < KMAX; ++p) {
+                    const T Lp = sk[p] >> 5;
+                    const bool inc = p < k && p == mIn && Lp * (T)p < pre;
+                    pre += p < k ? Lp : (T)0;
+                    if (inc) { mIn = p + 1; tot = pre; kIn = sk[p]; }
+                }
+                const T base = mIn == 1 ? tot : mIn == 2 ? tot >> 1 : tot / (T)mIn;
+                const int rem = (int)(tot - base * (T)mIn);
+                // The remainder goes one token each to the rem lowest positions: keys up to the rem-th smallest.
+                T kRem = (T)-1;
+#pragma unroll
+                for (int p = 0; p < KMAX; ++p) if (p + 1 == rem) kRem = sk[p];
+#pragma unroll
+                for (int i = 0; i < KMAX; ++i) {
+                    if (i >= k) continue;
+                    const int nq = key[i] <= kIn ? (int)(base - L[i]) + (key[i] <= kRem ? 1 : 0) : 0;
+                    changed |= nq != q[j][i];
+                    q[j][i] = nq;
+                    sL[run[j][i] >> 16] = L[i] + (T)nq;
+                }
+            }
+            __syncwarp();
+        }
+        if (!__any_sync(FULL, changed)) break;
+        u64 cost;
+        i64 peak;
+        stats(sL, lane, cost, peak);
+        __syncwarp();
+        if (peak <= bound || (i64)cost >= bestCost) break;
+        bestCost = (i64)cost;
+        if (peak < bestPeak) { bestPeak = peak; stalled = 0; } else { ++stalled; }
+        if (stalled >= STALL) break;
+    }
+    return passesRun;
+}
 
 extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
     const int* __restrict__ counts, const int* __restrict__ tab, int numMulti, int* __restrict__ quotas,
     u64* __restrict__ profile)
 {
-    __shared__ int sCount[NE];
-    __shared__ int sTab[NSHARED];
+    __shared__ int sCount[NE], sHome[NE], sSrc[NS], sMC[MMAX];
     __shared__ i64 sLoad[NR];
-    __shared__ int sMC[MMAX];
+    __shared__ int sLoad32[NR];
     const int tid = threadIdx.x, lane = tid & 31;
-    long long clock0 = 0;
-    u64 time0 = 0;
-    if (profile && tid == 0) { clock0 = clock64(); asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(time0)); }
+    u64 clock0 = 0, time0 = 0;
+    if (profile && tid == 0) { clock0 = clk(); time0 = gtime(); }
 
-    // Every global read, at once: counts and the replica/rank tables to shared memory; warp 0 also fetches its
-    // experts' static data to registers.
-    for (int i = tid; i < NE; i += NT) sCount[i] = counts[i];
-    for (int i = tid; i < NSHARED; i += NT) sTab[i] = tab[i];
+    // Every global read at once; the loads zeroed.
+    for (int e = tid; e < NE; e += NT) { sCount[e] = counts[e]; sHome[e] = tab[OFF_HOME + e]; }
+    for (int i = tid; i < NS; i += NT) sSrc[i] = tab[i];
+    for (int r = tid; r < NR; r += NT) sLoad[r] = 0;
     int info[MPL], run[MPL][KMAX];
     unsigned conf[MPL][NW];
     if (tid < 32) {
@@ -66,41 +164,44 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
         }
     }
     __syncthreads();
+    // Single-rank experts onto their rank; warp 0 takes its experts' counts.
+    for (int e = tid; e < NE; e += NT) {
+        const int h = sHome[e], c = sCount[e];
+        if (h >= 0 && c > 0) atomicAdd((u64*)&sLoad[h], (u64)c);
+    }
+    int cnt[MPL], kk[MPL];
+    if (tid < 32) {
+#pragma unroll
+        for (int j = 0; j < MPL; ++j) {
+            const int m = lane + 32 * j;
+            cnt[j] = 0; kk[j] = 0;
+            if (m < numMulti) { cnt[j] = sCount[info[j] & 0xffff]; kk[j] = info[j] >> 16; }
+            sMC[m] = cnt[j];
+        }
+    }
+    __syncthreads();
     if (tid >= 32) {
         // Fixed quotas: a single-rank expert's count on its first replica, 0 on other non-run replicas.
         for (int i = tid - 32; i < NS; i += NT - 32) {
-            const int src = sTab[i];
+            const int src = sSrc[i];
             if (src != -2) quotas[i] = src >= 0 ? sCount[src] : 0;
         }
         return;
     }
 
-    // Fixed rank loads (single-rank experts), the total and the lower bound.
+    // The total and the lower bound (the mean rounded up, every rank's fixed load).
     u64 total = 0;
     i64 fixedMax = 0;
-    for (int r = lane; r < NR; r += 32) {
-        i64 s = 0;
-        const int b = sTab[OFF_FSTART + r + 1];
-        for (int i = sTab[OFF_FSTART + r]; i < b; ++i) s += sCount[sTab[OFF_FIXED + i]];
-        sLoad[r] = s;
-        total += (u64)s;
-        fixedMax = max(fixedMax, s);
-    }
-    int cnt[MPL], kk[MPL];
+    for (int r = lane; r < NR; r += 32) { const i64 s = sLoad[r]; total += (u64)s; fixedMax = max(fixedMax, s); }
 #pragma unroll
-    for (int j = 0; j < MPL; ++j) {
-        const int m = lane + 32 * j;
-        cnt[j] = 0; kk[j] = 0;
-        if (m < numMulti) { cnt[j] = sCount[info[j] & 0xffff]; kk[j] = info[j] >> 16; }
-        sMC[m] = cnt[j];
-        total += (u64)cnt[j];
-    }
+    for (int j = 0; j < MPL; ++j) total += (u64)cnt[j];
     for (int o = 16; o > 0; o >>= 1) {
         total += __shfl_xor_sync(FULL, total, o);
         fixedMax = max(fixedMax, __shfl_xor_sync(FULL, fixedMax, o));
     }
     const i64 bound = max((i64)((total + NR - 1) / NR), fixedMax);
-    __syncwarp();
+    const bool small = total < (1ull << 26);
+    if (small) for (int r = lane; r < NR; r += 32) sLoad32[r] = (int)sLoad[r];
 
     // Predecessors: earlier (count descending, ties by id) non-empty experts among the conflict mask.
     unsigned pred[MPL][NW];
@@ -114,7 +215,7 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
                 const int b = __ffs(x) - 1;
                 x &= x - 1;
                 const int o = w * 32 + b, co = sMC[o];
-                if (co > c || (co == c && co > 0 && o < m)) p |= 1u << b;
+                if (co > c || (co == c && o < m)) p |= 1u << b;
             }
             pred[j][w] = p;
         }
@@ -150,69 +251,12 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
     for (int j = 0; j < MPL; ++j)
 #pragma unroll
         for (int i = 0; i < KMAX; ++i) q[j][i] = 0;
-    long long clock1 = 0;
-    if (profile && tid == 0) clock1 = clock64();
+    __syncwarp();
+    u64 clock1 = 0;
+    if (profile && tid == 0) clock1 = clk();
 
-    // Passes of Core's block coordinate descent, one warp barrier per level.
-    i64 bestCost = 0x7fffffffffffffffLL, bestPeak = 0x7fffffffffffffffLL;
-    int stalled = 0, passesRun = 0;
-    for (int pass = 0; pass <= PASSES; ++pass) {
-        ++passesRun;
-        bool changed = false;
-        for (int t = 0; t < nLevels; ++t) {
-#pragma unroll
-            for (int j = 0; j < MPL; ++j) {
-                if (lvl[j] != t) continue;
-                const int k = kk[j];
-                const i64 c = cnt[j];
-                i64 L[KMAX];
-                int pos[KMAX];
-#pragma unroll
-                for (int i = 0; i < KMAX; ++i) L[i] = i < k ? sLoad[run[j][i] >> 16] - q[j][i] : 0;
-                // Position by (load, run order) among the expert's ranks, and the lightest ranks up to the level.
-                int mIn = 0;
-                i64 tot = c;
-#pragma unroll UNROLLK
-                for (int i = 0; i < KMAX; ++i) {
-                    if (i >= k) continue;
-                    int p = 0;
-                    i64 pre = 0;
-#pragma unroll UNROLLK
-                    for (int h = 0; h < KMAX; ++h)
-                        if (h < k && (L[h] < L[i] || (L[h] == L[i] && h < i))) { ++p; pre += L[h]; }
-                    const bool inc = p == 0 || L[i] * p < c + pre;
-                    pos[i] = inc ? p : KMAX;
-                    if (inc) { ++mIn; tot += L[i]; }
-                }
-                const i64 base = mIn == 1 ? tot
-                    : tot <= 0x7fffffffLL ? (i64)((unsigned)tot / (unsigned)mIn) : tot / mIn;
-                const i64 rem = tot - base * mIn;
-#pragma unroll
-                for (int i = 0; i < KMAX; ++i) {
-                    if (i >= k) continue;
-                    const int nq = pos[i] < mIn ? (int)(base - L[i] + (pos[i] < rem ? 1 : 0)) : 0;
-                    changed |= nq != q[j][i];
-                    q[j][i] = nq;
-                    sLoad[run[j][i] >> 16] = L[i] + nq;
-                }
-            }
-            __syncwarp();
-        }
-        if (!__any_sync(FULL, changed)) break;
-        // Squared load sum (wrapping like Core's Int64) and peak, on every lane.
-        u64 cost = 0;
-        i64 peak = 0;
-        for (int r = lane; r < NR; r += 32) { const i64 x = sLoad[r]; cost += (u64)x * (u64)x; peak = max(peak, x); }
-        for (int o = 16; o > 0; o >>= 1) {
-            cost += __shfl_xor_sync(FULL, cost, o);
-            peak = max(peak, __shfl_xor_sync(FULL, peak, o));
-        }
-        __syncwarp();
-        if (peak <= bound || (i64)cost >= bestCost) break;
-        bestCost = (i64)cost;
-        if (peak < bestPeak) { bestPeak = peak; stalled = 0; } else { ++stalled; }
-        if (stalled >= STALL) break;
-    }
+    const int passesRun = small ? passes<int>(sLoad32, run, kk, cnt, lvl, nLevels, bound, lane, q)
+                                : passes<i64>(sLoad, run, kk, cnt, lvl, nLevels, bound, lane, q);
 
     // The multi experts' run quotas (0 for empty experts).
 #pragma unroll
@@ -222,11 +266,9 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
         for (int i = 0; i < KMAX; ++i) if (i < kk[j]) quotas[run[j][i] & 0xffff] = q[j][i];
     }
     if (profile && tid == 0) {
-        const long long clock2 = clock64();
-        u64 time2;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(time2));
-        atomicAdd(&profile[0], (u64)(clock1 - clock0));
-        atomicAdd(&profile[1], (u64)(clock2 - clock0));
+        const u64 clock2 = clk(), time2 = gtime();
+        atomicAdd(&profile[0], clock1 - clock0);
+        atomicAdd(&profile[1], clock2 - clock0);
         atomicAdd(&profile[2], time2 - time0);
         atomicAdd(&profile[3], 1ull);
         atomicAdd(&profile[4], (u64)passesRun);

@@ -5,9 +5,10 @@ import WideEPCore
 /// One int32 array, read by the kernel in a single sweep. Sections (offsets from the shape, see `SplitWarpSource`):
 /// - replica sources [NS], aligned with `replicaSlots`: the expert whose whole count lands on that replica (the first
 ///   replica of a single-rank expert), `-2` for a multi expert's run entry (written by the warp), else `-1` (quota 0);
-/// - fixed-rank CSR start [NR + 1] and the single-rank experts of each rank [NE] (padded with 0);
+/// - home [NE]: the rank of a single-rank expert (it adds its count there), -1 for a multi-rank expert;
 /// - per multi expert slot m < MMAX: `expert | ranks << 16`;
-/// - run entries [KMAX][MMAX]: `replica | rank << 16` of the expert's i-th rank (ascending);
+/// - run entries [KMAX][MMAX]: `replica | rank << 16` of the expert's i-th rank (ascending), entries past the
+///   expert's ranks repeating its first;
 /// - conflict masks [NW][MMAX]: bit b of word w set when multi expert 32·w + b shares a rank with m (m excluded).
 public struct SplitWarpTables: Equatable, Sendable {
     /// Most multi-rank experts the one-warp kernel takes (4 per lane).
@@ -30,7 +31,7 @@ public struct SplitWarpTables: Equatable, Sendable {
         guard nM <= limit else { return nil }
         let mpl = max(1, (nM + 31) / 32), mmax = 32 * mpl, kmax = t.groupWidth
         let nS = p.numSlots, nR = p.numRanks, nE = p.numExperts
-        let offFixed = nS + nR + 1, offInfo = offFixed + nE, offRun = offInfo + mmax, offConf = offRun + mmax * kmax
+        let offHome = nS, offInfo = offHome + nE, offRun = offInfo + mmax, offConf = offRun + mmax * kmax
         var out = [Int32](repeating: 0, count: offConf + mpl * mmax)
         // Replica sources.
         for i in 0..<nS { out[i] = -1 }
@@ -38,20 +39,16 @@ public struct SplitWarpTables: Equatable, Sendable {
             if t.multiIndex[e] < 0 { out[Int(p.replicaStart[e])] = Int32(e) }
         }
         for rep in t.runReplica { out[Int(rep)] = -2 }
-        // Single-rank experts per rank (ascending ids), as CSR.
-        var perRank = [[Int32]](repeating: [], count: nR)
-        for e in 0..<nE where t.multiIndex[e] < 0 { perRank[Int(t.expertHome[e])].append(Int32(e)) }
-        var at = 0
-        for r in 0..<nR {
-            out[nS + r] = Int32(at)
-            for e in perRank[r] { out[offFixed + at] = e; at += 1 }
-        }
-        out[nS + nR] = Int32(at)
+        // Homes of the single-rank experts.
+        for e in 0..<nE { out[offHome + e] = t.multiIndex[e] < 0 ? t.expertHome[e] : -1 }
+        precondition(nR <= 1 << 15 && nS <= 1 << 15, "ranks and slots fit 15 bits")
         // Multi experts: info, runs, conflict masks.
         for m in 0..<nM {
             let a = Int(t.runStart[m]), b = Int(t.runStart[m + 1])
             out[offInfo + m] = t.multiExpert[m] | Int32(b - a) << 16
             for i in a..<b { out[offRun + (i - a) * mmax + m] = t.runReplica[i] | t.runRank[i] << 16 }
+            // Entries past the run repeat its first one, so the kernel loads them unconditionally (and ignores them).
+            for i in (b - a)..<kmax { out[offRun + i * mmax + m] = out[offRun + m] }
             var mask = [UInt32](repeating: 0, count: mpl)
             for i in a..<b {
                 let r = Int(t.runRank[i])
@@ -67,12 +64,10 @@ public struct SplitWarpTables: Equatable, Sendable {
         packed = out
     }
 
-    /// Offset of the fixed-rank CSR start in `packed`.
-    public static func fixedStartOffset(_ p: Placement) -> Int { p.numSlots }
-    /// Offset of the fixed-rank expert lists in `packed`.
-    public static func fixedOffset(_ p: Placement) -> Int { p.numSlots + p.numRanks + 1 }
+    /// Offset of the expert homes in `packed`.
+    public static func homeOffset(_ p: Placement) -> Int { p.numSlots }
     /// Offset of the multi expert info words in `packed`.
-    public static func infoOffset(_ p: Placement) -> Int { fixedOffset(p) + p.numExperts }
+    public static func infoOffset(_ p: Placement) -> Int { homeOffset(p) + p.numExperts }
     /// Offset of the run entries in `packed`.
     public func runOffset(_ p: Placement) -> Int { Self.infoOffset(p) + multiCapacity }
     /// Offset of the conflict masks in `packed`.

@@ -1,7 +1,7 @@
 import WideEPCore
 
 /// CPU twin of `balanced_split_warp` written the kernel's way, from the same packed `SplitWarpTables`: fixed rank
-/// loads from the per-rank lists of single-rank experts, each multi expert's predecessors (earlier in visiting order,
+/// loads from the single-rank experts' homes, each multi expert's predecessors (earlier in visiting order,
 /// count descending then id) among its conflict mask, levels as the rounds of "all predecessors done", a level's
 /// water-fills from one snapshot of their ranks' loads by position counting, and each pass's squared load sum and
 /// peak over all ranks. These are Core's steps in another order of independent steps, so the quotas equal Core's
@@ -24,21 +24,21 @@ public enum SplitReference {
         solve(counts: counts, tables: t, placement: p).quotas
     }
 
-    /// The split and its schedule; `counts` int32 [E], each ≥ 0.
-    public static func solve(counts: [Int32], tables t: SplitTables, placement p: Placement) -> Result {
+    /// The split and its schedule; `counts` int32 [E], each ≥ 0. `stall`: passes without a lower peak before stopping.
+    public static func solve(
+        counts: [Int32], tables t: SplitTables, placement p: Placement, stall: Int = CUDAKernels.splitWarpStallPasses
+    ) -> Result {
         precondition(counts.count == p.numExperts, "one count per expert")
         for c in counts { precondition(c >= 0, "expert counts must be >= 0") }
         let w = SplitWarpTables(tables: t, placement: p, limit: .max)!
         let tab = w.packed, nR = p.numRanks, nS = p.numSlots, nM = t.multiCount, mmax = w.multiCapacity
-        let offFixed = SplitWarpTables.fixedOffset(p), offInfo = SplitWarpTables.infoOffset(p)
+        let offHome = SplitWarpTables.homeOffset(p), offInfo = SplitWarpTables.infoOffset(p)
         let offRun = w.runOffset(p)
         // Fixed quotas and rank loads; the total and the lower bound.
         var q = [Int32](repeating: 0, count: nS)
         for i in 0..<nS where tab[i] >= 0 { q[i] = counts[Int(tab[i])] }
         var load = [Int64](repeating: 0, count: nR)
-        for r in 0..<nR {
-            for i in Int(tab[nS + r])..<Int(tab[nS + r + 1]) { load[r] += Int64(counts[Int(tab[offFixed + i])]) }
-        }
+        for e in 0..<p.numExperts where tab[offHome + e] >= 0 { load[Int(tab[offHome + e])] += Int64(counts[e]) }
         let fixedMax = load.max() ?? 0
         let cnt = (0..<nM).map { counts[Int(tab[offInfo + $0] & 0xffff)] }
         let k = (0..<nM).map { Int(tab[offInfo + $0] >> 16) }
@@ -83,7 +83,7 @@ public enum SplitReference {
             if peak <= bound || cost >= bestCost { break }
             bestCost = cost
             if peak < bestPeak { bestPeak = peak; stalled = 0 } else { stalled += 1 }
-            if stalled >= CUDAKernels.splitStallPasses { break }
+            if stalled >= stall { break }
         }
         for m in 0..<nM { for i in 0..<k[m] { q[replica(m, i)] = runQ[m][i] } }
         return Result(quotas: q, levels: nLevels, passes: passes, steps: cnt.filter { $0 > 0 }.count)

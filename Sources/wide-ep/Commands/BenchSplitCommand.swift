@@ -130,8 +130,9 @@ struct BenchSplitCommand: ParsableCommand {
         row("floor: 1-block kernel, 1 load + 1 store (graph)", t.floorGraphMicros)
         func prof(_ p: SplitBenchmark.Profile) -> String {
             guard p.launches > 0 else { return "not recorded (the counters read 0)" }
-            return String(format: "%.0f cycles (prologue %.0f) at %.0f MHz = %.2f µs in the kernel", p.totalCycles,
-                          p.prologueCycles, p.clockMHz, p.totalCycles / max(p.clockMHz, 1))
+            return String(format: "%.0f cycles (prologue %.0f) at %.0f MHz, %.2f µs by the global timer; %.1f passes × "
+                          + "%.1f levels", p.totalCycles, p.prologueCycles, p.clockMHz, p.nanos / 1000, p.passes,
+                          p.levels)
         }
         return """
             bench split on \(r.device): \(r.source), \(r.layers) layers, \(c.cases) batches of \(r.tokens) tokens; \
