@@ -47,12 +47,13 @@ enum BalancedPlanner {
         let mean = total / Double(state.numRanks)
         let target = max(state.lowerBound, mean * (1 + tolerance))
         state.refineSwaps(maxRounds: 4 * state.numSlots, target: target, nodeAware: nodeAware)
-        let cap = max(state.maxRankLoad, target)
+        // The later passes never raise the max rank load the search reached.
+        let peak = state.maxRankLoad
         // A bounded pass (half as many rounds as ranks, the four least risky partners): most of the gain at a few
         // microseconds per layer. Node loads are evened out by the node pass below.
         state.spreadRisk(
-            kappa: drift, cap: cap, maxRounds: max(1, state.numRanks / 2), partners: 4, nodeAware: false)
-        state.spreadFlexibility(cap: cap)
+            kappa: drift, cap: peak, maxRounds: max(1, state.numRanks / 2), partners: 4, nodeAware: false)
+        state.spreadFlexibility(cap: peak)
         if nodeAware {
             state.balanceNodes(maxRounds: 4 * state.numSlots, tolerance: tolerance * total / Double(state.numNodes))
         }

@@ -8,10 +8,9 @@ extension PackingState {
     /// exists for these counts. The experts must not be on `ranks` yet (each appears once in `experts`), so the
     /// first replica of each needs no check.
     func packLPT<C: Collection>(experts: C, ranks: Range<Int>, layer: Int?) throws where C.Element == Int32 {
-        // Open ranks (free slots left), ascending by (load, rank): the first one not holding the expert wins.
-        // `openLoad` mirrors their loads so the binary search reads one contiguous array.
-        let open = rankOrder.baseAddress!
-        let openLoad = rankScratch
+        // Open ranks (free slots left) with their loads, ascending by (load, rank): the first one not holding the
+        // expert wins. One array of (load, rank) pairs keeps the binary search on one contiguous run.
+        let open = openList
         var n = openRanks(ranks)
         for x in experts {
             let e = Int(x)
@@ -20,68 +19,61 @@ extension PackingState {
             for i in 0..<c {
                 // The experts are not on `ranks` before their turn, so the first replica is never blocked.
                 var k = 0
-                if i > 0 { while k < n && blocks(rank: Int(open[k]), expert: x) { k &+= 1 } }
+                if i > 0 { while k < n && blocks(rank: Int(open[k].rank), expert: x) { k &+= 1 } }
                 if k == n {
                     try repair(expert: x, weight: w, ranks: ranks, layer: layer)
                     n = openRanks(ranks)
                     continue
                 }
-                let r = Int(open[k])
+                let r32 = open[k].rank
+                let r = Int(r32)
                 put(expert: x, weight: w, slot: r &* slotsPerRank &+ rankFill[r], rank: r)
                 rankFill[r] &+= 1
                 if rankFill[r] == slotsPerRank {
-                    if k &+ 1 < n { Self.shiftLeft(open, openLoad, from: k, count: n &- k &- 1) }
+                    if k &+ 1 < n { Self.shiftLeft(open, from: k, count: n &- k &- 1) }
                     n &-= 1
                 } else {
                     // The rank got heavier: binary-search its new place to the right and shift the run between.
                     // Branch-free lower bound: the first entry after k at or above (load, rank).
                     let lr = rankLoad[r]
-                    let r32 = Int32(r)
                     var lo = k &+ 1, len = n &- lo
                     while len > 0 {
                         let half = len >> 1
-                        let ly = openLoad[lo &+ half]
+                        let y = open[lo &+ half]
                         // 1 when (ly, y) < (lr, r), computed without branches (the outcome is unpredictable).
-                        let below = (ly < lr ? 1 : 0) | ((ly == lr ? 1 : 0) & (open[lo &+ half] < r32 ? 1 : 0))
+                        let below = (y.load < lr ? 1 : 0) | ((y.load == lr ? 1 : 0) & (y.rank < r32 ? 1 : 0))
                         lo &+= (half &+ 1) &* below
                         len = half &+ below &* (len &- 2 &* half &- 1)
                     }
                     let dest = lo &- 1
-                    if dest > k { Self.shiftLeft(open, openLoad, from: k, count: dest &- k) }
-                    open[dest] = r32
-                    openLoad[dest] = lr
+                    if dest > k { Self.shiftLeft(open, from: k, count: dest &- k) }
+                    open[dest] = OpenRank(load: lr, rank: r32)
                 }
             }
         }
     }
 
-    /// Moves entries `from + 1 ..< from + 1 + count` of both arrays one place left (memmove).
+    /// Moves entries `from + 1 ..< from + 1 + count` one place left (memmove).
     @inline(__always)
-    private static func shiftLeft(
-        _ ranks: UnsafeMutablePointer<Int32>, _ loads: UnsafeMutablePointer<Double>, from: Int, count: Int
-    ) {
-        UnsafeMutableRawPointer(ranks + from).copyMemory(
-            from: UnsafeRawPointer(ranks + from + 1), byteCount: count * MemoryLayout<Int32>.stride)
-        UnsafeMutableRawPointer(loads + from).copyMemory(
-            from: UnsafeRawPointer(loads + from + 1), byteCount: count * MemoryLayout<Double>.stride)
+    private static func shiftLeft(_ list: UnsafeMutablePointer<OpenRank>, from: Int, count: Int) {
+        UnsafeMutableRawPointer(list + from).copyMemory(
+            from: UnsafeRawPointer(list + from + 1), byteCount: count * MemoryLayout<OpenRank>.stride)
     }
 
-    /// Writes the ranks of `ranks` with free slots into `rankOrder`, ascending by (load, rank), and their loads into
-    /// `rankScratch`; returns how many.
+    /// Writes the ranks of `ranks` with free slots and their loads into `openList`, ascending by (load, rank);
+    /// returns how many.
     private func openRanks(_ ranks: Range<Int>) -> Int {
         var n = 0
         for r in ranks where rankFill[r] < slotsPerRank {
             var i = n
             let lr = rankLoad[r]
             while i > 0 {
-                let y = Int(rankOrder[i &- 1])
-                if rankLoad[y] < lr || (rankLoad[y] == lr && y < r) { break }
-                rankOrder[i] = rankOrder[i &- 1]
-                rankScratch[i] = rankScratch[i &- 1]
+                let y = openList[i &- 1]
+                if y.load < lr || (y.load == lr && Int(y.rank) < r) { break }
+                openList[i] = y
                 i &-= 1
             }
-            rankOrder[i] = Int32(r)
-            rankScratch[i] = lr
+            openList[i] = OpenRank(load: lr, rank: Int32(r))
             n &+= 1
         }
         return n

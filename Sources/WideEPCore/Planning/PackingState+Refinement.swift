@@ -177,6 +177,9 @@ extension PackingState {
             let candidates = flex + nR
             for r in 0..<nR { flex[r] = 0 }
             for s in 0..<numSlots where count[Int(slotExpert[s])] > 1 { flex[s / p] &+= 1 }
+            var rigid = false
+            for r in 0..<nR where flex[r] == 0 { rigid = true }
+            guard rigid else { return }
             // Slots that can give a replica away: replicated slots on ranks with two or more, in slot order. No
             // rank gains a second flexible slot below, so the list only loses entries (checked when read).
             var nc = 0

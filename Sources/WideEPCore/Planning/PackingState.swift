@@ -34,8 +34,8 @@ final class PackingState {
     let rankOrder: UnsafeMutableBufferPointer<Int32>
     /// Node of each rank, [R] (a table, so hot loops do not divide).
     let rankNode: UnsafeMutableBufferPointer<Int32>
-    /// Scratch: rank loads in `rankOrder`'s order while packing, [R].
-    let rankScratch: UnsafeMutablePointer<Double>
+    /// Scratch: open ranks and their loads while packing, [R].
+    let openList: UnsafeMutablePointer<OpenRank>
     /// Scratch: packed sort keys, [2 × S] (S ≥ E).
     let keys: UnsafeMutablePointer<UInt64>
     /// Experts ordered by load per replica, heaviest first, as `replicateOrdered` leaves them, [E].
@@ -60,7 +60,7 @@ final class PackingState {
         order = .allocate(capacity: numExperts)
         rankOrder = .allocate(capacity: numRanks)
         rankNode = .allocate(capacity: numRanks)
-        rankScratch = .allocate(capacity: numRanks)
+        openList = .allocate(capacity: numRanks)
         keys = .allocate(capacity: 2 * max(numSlots, numExperts))
         expertOrder = .allocate(capacity: numExperts)
         for r in 0..<numRanks { rankNode[r] = Int32(r / ranksPerNode) }
@@ -69,7 +69,7 @@ final class PackingState {
     deinit {
         slotExpert.deallocate(); slotWeight.deallocate(); rankLoad.deallocate(); rankFill.deallocate()
         nodeLoad.deallocate(); count.deallocate(); load.deallocate(); order.deallocate(); rankOrder.deallocate()
-        rankNode.deallocate(); keys.deallocate(); rankScratch.deallocate(); expertOrder.deallocate()
+        rankNode.deallocate(); keys.deallocate(); openList.deallocate(); expertOrder.deallocate()
     }
 
     /// Copies a layer's loads in and clears every slot.
@@ -175,4 +175,10 @@ final class PackingState {
             slotExpert: Array(UnsafeBufferPointer(slotExpert)), numExperts: numExperts, numRanks: numRanks,
             allowSameRankReplicas: allowSameRank, layer: layer)
     }
+}
+
+/// A rank and its load, as the packer's sorted list of open ranks holds them.
+struct OpenRank {
+    var load: Double
+    var rank: Int32
 }
