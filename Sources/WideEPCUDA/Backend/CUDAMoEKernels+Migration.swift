@@ -1,4 +1,5 @@
 import CUDADriver
+import Foundation
 import WideEPCore
 import WideEPRuntime
 
@@ -33,7 +34,9 @@ extension CUDAMoEKernels {
     static let slotCopyChunkBytes = 1 << 20
 
     /// Queues one slot's W13 and W2 host-to-device copies on the copy stream (asynchronous from pinned memory), in
-    /// chunks of `slotCopyChunkBytes`.
+    /// chunks of `slotCopyChunkBytes`. A chunk is also cut where a page-locked range of the store begins or ends: the
+    /// driver rejects one copy that spans page-locked and pageable memory (`CUDA_ERROR_INVALID_VALUE`), so the
+    /// pageable edge pieces (under a page each) go as their own, driver-staged copies.
     public func enqueueSlotWrite(
         w13: UnsafeBufferPointer<Float>, w2: UnsafeBufferPointer<Float>, into weights: SlotWeights<CUDABuffer>,
         localSlot: Int
@@ -46,8 +49,13 @@ extension CUDAMoEKernels {
             (weights.w2.address(localSlot * n2), UnsafeRawPointer(w2.baseAddress!), n2 * 4, "W2"),
         ] {
             for off in stride(from: 0, to: bytes, by: chunk) {
-                try api.check(api.cuMemcpyHtoDAsync(dst + UInt64(off), src + off, min(chunk, bytes - off), s),
-                              "cuMemcpyHtoDAsync(slot \(localSlot) \(name), \(bytes) bytes)")
+                let len = min(chunk, bytes - off)
+                for piece in pinned.pieces(start: Int(bitPattern: src) + off, count: len) {
+                    let at = piece.lowerBound - Int(bitPattern: src)
+                    try api.check(
+                        api.cuMemcpyHtoDAsync(dst + UInt64(at), src + at, piece.count, s),
+                        "cuMemcpyHtoDAsync(slot \(localSlot) \(name), \(piece.count) of \(bytes) bytes at \(at))")
+                }
             }
         }
     }
@@ -76,13 +84,16 @@ extension CUDAMoEKernels {
     public func pinHostMemory(_ region: UnsafeRawBufferPointer) -> Bool {
         guard let (base, bytes) = Self.wholePages(region), (try? gpu.context.makeCurrent()) != nil else { return false }
         let api = gpu.context.api
-        return api.cuMemHostRegister(base, bytes, CUAttribute.hostRegisterPortable) == 0
+        guard api.cuMemHostRegister(base, bytes, CUAttribute.hostRegisterPortable) == 0 else { return false }
+        pinned.insert(Int(bitPattern: base)..<(Int(bitPattern: base) + bytes))
+        return true
     }
 
     /// Undoes `pinHostMemory`.
     public func unpinHostMemory(_ region: UnsafeRawBufferPointer) {
-        guard let (base, _) = Self.wholePages(region), (try? gpu.context.makeCurrent()) != nil else { return }
+        guard let (base, bytes) = Self.wholePages(region), (try? gpu.context.makeCurrent()) != nil else { return }
         _ = gpu.context.api.cuMemHostUnregister(base)
+        pinned.remove(Int(bitPattern: base)..<(Int(bitPattern: base) + bytes))
     }
 
     /// The page-aligned start and byte count of the whole 4 KiB pages inside `region`, or nil when there are none.
@@ -140,4 +151,40 @@ final class KernelScratch {
     var floats: [String: DeviceArray<Float>] = [:]
     var ints: [String: DeviceArray<Int32>] = [:]
     var tables: [Placement: SlotTables] = [:]
+}
+
+/// The host address ranges this rank page-locked, so a copy can be cut at their edges. Written when the engine pins
+/// or unpins its store, read by the migration thread.
+final class PinnedRanges: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ranges: [Range<Int>] = []
+
+    func insert(_ r: Range<Int>) {
+        lock.lock()
+        ranges.append(r)
+        lock.unlock()
+    }
+
+    func remove(_ r: Range<Int>) {
+        lock.lock()
+        ranges.removeAll { $0 == r }
+        lock.unlock()
+    }
+
+    /// `start ..< start + count` cut at the edges of every page-locked range it overlaps, in address order; each
+    /// piece is either wholly page-locked or wholly pageable.
+    func pieces(start: Int, count: Int) -> [Range<Int>] {
+        let end = start + count
+        var cuts: [Int] = [start, end]
+        lock.lock()
+        for r in ranges where r.lowerBound < end && r.upperBound > start {
+            if r.lowerBound > start { cuts.append(r.lowerBound) }
+            if r.upperBound < end { cuts.append(r.upperBound) }
+        }
+        lock.unlock()
+        cuts.sort()
+        var out: [Range<Int>] = []
+        for i in 1..<cuts.count where cuts[i] > cuts[i - 1] { out.append(cuts[i - 1]..<cuts[i]) }
+        return out
+    }
 }

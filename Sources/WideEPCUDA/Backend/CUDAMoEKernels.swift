@@ -17,6 +17,8 @@ public final class CUDAMoEKernels: MoEKernels, @unchecked Sendable {
     let copyStream: CUDAStream
     let cpu = CPUKernels(workers: 1)
     let scratch = KernelScratch()
+    /// Host ranges page-locked by `pinHostMemory`, where slot copies are cut (see `enqueueSlotWrite`).
+    let pinned = PinnedRanges()
 
     public init(gpu: GPU) throws {
         self.gpu = gpu
