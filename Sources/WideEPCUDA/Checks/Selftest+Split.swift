@@ -15,9 +15,10 @@ extension CUDASelftest {
         (256, 32, 9, false, 10, true),
     ]
 
-    /// The GPU balanced split on 120 random layers (a fresh placement and batch each, EP 8/32/72, same-rank
-    /// replicas, sparse and empty batches): conservation, identical quotas to the CPU twin and to Core, the max rank
-    /// load ratio to Core; then the time per layer on the DeepSeek shape (E 256, EP 32, 288 slots).
+    /// The GPU balanced split on 130 random layers (a fresh placement and batch each, EP 4/8/32/72, same-rank
+    /// replicas, sparse, empty and ~2^30-token batches): conservation, identical quotas to the CPU twin and to Core
+    /// (and of the previous level-parallel kernel to the twin), the max rank load ratio to Core; then the time per
+    /// layer on the DeepSeek shape (E 256, EP 32, 288 slots).
     mutating func balancedSplit() throws -> [SelftestRow] {
         var rows: [SelftestRow] = []
         for s in Self.splitShapes {
