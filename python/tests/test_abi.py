@@ -165,8 +165,9 @@ def test_random_requests_plan_or_raise_value_error_never_crash(lib):
 @pytest.mark.parametrize("policy", ["balanced", "deepseek", "greedy"])
 def test_layer_parallel_planning_equals_sequential(lib, monkeypatch, policy):
     rng = np.random.default_rng(31)
-    weight = rng.integers(0, 20_000, size=(9, 64))
-    current = eplb.rebalance_experts(rng.integers(0, 20_000, size=(9, 64)), 96, 8, 2, 16)[0]
+    # 40 layers: 4 workers (each thread gets at least 8 layers).
+    weight = rng.integers(0, 20_000, size=(40, 64))
+    current = eplb.rebalance_experts(rng.integers(0, 20_000, size=(40, 64)), 96, 8, 2, 16)[0]
     monkeypatch.setenv("WIDEEP_NUM_THREADS", "1")
     sequential = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy)
     sequential_migrating = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy, current=current)
@@ -182,7 +183,7 @@ def test_planning_works_in_a_forked_child_after_the_parent_planned(lib, monkeypa
     import os
 
     monkeypatch.setenv("WIDEEP_NUM_THREADS", "3")
-    weight = np.random.default_rng(41).integers(0, 10_000, size=(6, 32))
+    weight = np.random.default_rng(41).integers(0, 10_000, size=(24, 32))  # 3 workers of 8 layers
     expected = eplb.rebalance_experts(weight, 48, 4, 2, 8)[0]
     pid = os.fork()
     if pid == 0:  # child: exit code 0 only if the plan is right
