@@ -11,12 +11,23 @@ extension PackingState {
         // Open ranks (free slots left) with their loads, ascending by (load, rank): the first one not holding the
         // expert wins. One array of (load, rank) pairs keeps the binary search on one contiguous run.
         let open = openList
-        var n = openRanks(ranks)
+        // First round: with every rank empty and replica weights positive and non-increasing, the k-th replica goes
+        // to the k-th rank (each placed rank becomes the heaviest), so the first R placements need no search.
+        var firstRound = firstRoundApplies(experts: experts, ranks: ranks) ? ranks.count : 0
+        var n = firstRound > 0 ? 0 : openRanks(ranks)
         for x in experts {
             let e = Int(x)
             let c = Int(count[e])
             let w = c == 1 ? load[e] : load[e] / Double(c)
             for i in 0..<c {
+                if firstRound > 0 {
+                    let r = ranks.upperBound &- firstRound
+                    put(expert: x, weight: w, slot: r &* slotsPerRank &+ rankFill[r], rank: r)
+                    rankFill[r] &+= 1
+                    firstRound &-= 1
+                    if firstRound == 0 { n = openRanksAfterFirstRound(ranks) }
+                    continue
+                }
                 // The experts are not on `ranks` before their turn, so the first replica is never blocked.
                 var k = 0
                 if i > 0 { while k < n && blocks(rank: Int(open[k].rank), expert: x) { k &+= 1 } }
@@ -58,6 +69,43 @@ extension PackingState {
     private static func shiftLeft(_ list: UnsafeMutablePointer<OpenRank>, from: Int, count: Int) {
         UnsafeMutableRawPointer(list + from).copyMemory(
             from: UnsafeRawPointer(list + from + 1), byteCount: count * MemoryLayout<OpenRank>.stride)
+    }
+
+    /// Whether `packLPT`'s first round can skip the search: every rank of `ranks` empty and the first `ranks.count`
+    /// replica weights positive and non-increasing.
+    private func firstRoundApplies<C: Collection>(experts: C, ranks: Range<Int>) -> Bool where C.Element == Int32 {
+        for r in ranks where rankFill[r] != 0 || rankLoad[r] != 0 { return false }
+        var left = ranks.count
+        var previous = Double.infinity
+        for x in experts {
+            let e = Int(x)
+            let c = Int(count[e])
+            let w = load[e] / Double(c)
+            if !(w > 0 && w <= previous) { return false }
+            previous = w
+            left -= c
+            if left <= 0 { return true }
+        }
+        return false
+    }
+
+    /// `openRanks` after the first round: rank loads are non-increasing in rank order, so the list is the ranks in
+    /// reverse order with equal loads put back in ascending rank order.
+    private func openRanksAfterFirstRound(_ ranks: Range<Int>) -> Int {
+        var n = 0
+        for r in ranks.reversed() where rankFill[r] < slotsPerRank {
+            let item = OpenRank(load: rankLoad[r], rank: Int32(r))
+            var i = n
+            while i > 0 {
+                let y = openList[i &- 1]
+                if y.load < item.load || (y.load == item.load && y.rank < item.rank) { break }
+                openList[i] = y
+                i &-= 1
+            }
+            openList[i] = item
+            n &+= 1
+        }
+        return n
     }
 
     /// Writes the ranks of `ranks` with free slots and their loads into `openList`, ascending by (load, rank);
