@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Online EPLB on the GPU (issue #6) and the Python EPLB drop-in on the GPU host's cores (issue #8), in one device call.
+#
+# Here (x86-64 Linux with Swift 6): builds the static release `wide-ep` and `libwideep.so` (plus the Swift runtime
+# libraries it links) into .gpu-eplb/ (git-ignored) and prints the device command. There (the device tool, with
+# carry: [".gpu-eplb"]), that command runs, each step under its own time limit, logs and JSON under $OUT:
+#   1. `selftest --device cuda` (GPU split == CPU twin and within 1% of Core, map kernel == CPU, every kernel);
+#   2. `bench split` on the real DeepSeek-R1 loads (GPU split µs per layer next to Core's CPU split);
+#   3. `run --device cuda` under `launch` (two ranks), verified against the dense reference at every step while the
+#      balancer re-plans every step (>= 100 rebalances);
+#   4. the same with DeepSeek-V3 routing (256 experts, top-8, 288 slots) and H, I reduced so the float32 host store
+#      fits, re-planning every 20 steps: steady vs migrating step time, copy waits, bytes per rebalance;
+#   5. `--compare` off / static / online on drifting traffic, same shapes;
+#   6. benchmarks/eplb_bench.py with the host's cores (libwideep against the numpy DeepSeek reference).
+# With one GPU the two ranks are two processes sharing it through CUDA IPC.
+#
+#   scripts/gpu-eplb.sh            # build, then print the device command
+#   scripts/gpu-eplb.sh --run      # on the GPU machine: run everything
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+run_all() {
+    local out="${OUT:-/tmp/wideep-gpu-eplb}" dir=/tmp/wideep-eplb
+    mkdir -p "$out" "$dir/lib"
+    gunzip -c .gpu-eplb/wide-ep.gz >"$dir/wide-ep" && chmod +x "$dir/wide-ep" || { echo "no .gpu-eplb: build it here first"; return 1; }
+    gunzip -c .gpu-eplb/libwideep.so.gz >"$dir/lib/libwideep.so"
+    tar xzf .gpu-eplb/swiftrt.tgz -C "$dir/lib"
+    local B="$dir/wide-ep"
+    export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
+    nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,memory.used --format=csv | tee "$out/gpu.log"
+    echo "== 1. selftest"
+    timeout "${SELFTEST_S:-120}" "$B" selftest --device cuda 2>&1 | tee "$out/selftest.log" | tail -n 25
+    echo "selftest exit ${PIPESTATUS[0]}"
+    echo "== 2. bench split"
+    # The real DeepSeek-R1 loads travel in .gpu-eplb/r1; the Python bench reads them from their usual place.
+    local r1=/work/shared/data/deepseek-r1-expert-load
+    [ -d "$r1" ] || { mkdir -p "$(dirname "$r1")" && cp -r .gpu-eplb/r1 "$r1"; }
+    local stats=(--stats-json "$r1/sglang_dsv3_prefill_in4096.json")
+    timeout "${SPLIT_S:-60}" "$B" bench split "${stats[@]}" 2>&1 | tee "$out/split.log" | tail -n 30
+    echo "bench split exit ${PIPESTATUS[0]}"
+    echo "== 3. >= 100 rebalances, every step verified against the dense reference"
+    timeout "${VERIFY_S:-120}" "$B" launch --nproc-per-node 2 -- run --device cuda --ep-size 2 --steps 230 \
+        --rebalance-interval 1 --layer-updates-per-step 4 --drift 0.3 --verify-every 1 --json \
+        >"$out/verify.json" 2>"$out/verify.log"
+    echo "verify exit $?"; tail -n 3 "$out/verify.log"
+    python3 - "$out/verify.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r = r[0] if isinstance(r, list) else r
+keys = ("rebalances", "slotsMoved", "verifications", "verificationMismatches", "maxRelativeError", "staleSlotObservations")
+print("verify:", {k: r.get(k) for k in keys})
+EOF
+    local M="--preset deepseek-v3 --set hiddenSize=512 --set moeIntermediateSize=256 --set numMoELayers=8 --num-slots 288"
+    M="$M --tokens-per-step ${MIGRATE_TOKENS:-4096} --imbalance-threshold inf --layer-updates-per-step 1"
+    echo "== 4. steady vs migrating step time ($M)"
+    timeout "${MIGRATE_S:-150}" "$B" launch --nproc-per-node 2 -- run --device cuda --ep-size 2 $M \
+        --rebalance-interval 20 --steps 200 --json >"$out/migrate.json" 2>"$out/migrate.log"
+    echo "migrate exit $?"; tail -n 3 "$out/migrate.log"
+    python3 - "$out/migrate.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r = r[0] if isinstance(r, list) else r
+print("migrate:", json.dumps(r.get("migration"), indent=1))
+print("migrate:", {k: r.get(k) for k in ("tokensPerSecond", "imbalanceMean", "rebalances", "slotsMoved", "bytesCopied")})
+EOF
+    echo "== 5. --compare off / static / online"
+    timeout "${COMPARE_S:-150}" "$B" launch --nproc-per-node 2 -- run --device cuda --ep-size 2 $M \
+        --rebalance-interval 10 --steps 80 --compare 2>&1 | tee "$out/compare.log" | tail -n 30
+    echo "compare exit ${PIPESTATUS[0]}"
+    echo "== 6. Python EPLB drop-in on $(nproc) cores"
+    WIDEEP_LIB="$dir/lib/libwideep.so" LD_LIBRARY_PATH="$dir/lib" timeout "${EPLB_S:-120}" \
+        python3 benchmarks/eplb_bench.py --steps 16 --repeats 9 --json "$out/eplb.json" 2>&1 | tee "$out/eplb.log" | tail -n 20
+    echo "eplb exit ${PIPESTATUS[0]}"
+}
+
+case "${1:-}" in
+--run) run_all ;;
+*)
+    swift build -c release --static-swift-stdlib --scratch-path .build-eplb-rel --product wide-ep || exit 1
+    swift build -c release --static-swift-stdlib --scratch-path .build-eplb-rel --product wideep || exit 1
+    mkdir -p .gpu-eplb
+    strip -o .gpu-eplb/wide-ep.stripped .build-eplb-rel/release/wide-ep
+    gzip -9 -c .gpu-eplb/wide-ep.stripped >.gpu-eplb/wide-ep.gz && rm .gpu-eplb/wide-ep.stripped
+    gzip -9 -c .build-eplb-rel/release/libwideep.so >.gpu-eplb/libwideep.so.gz
+    # libwideep.so links the Swift runtime dynamically: carry the libraries it needs (about 4 MB compressed).
+    rt=$(dirname "$(ldd .build-eplb-rel/release/libwideep.so | awk '/libswiftCore.so/ {print $3}')")
+    libs=$(ldd .build-eplb-rel/release/libwideep.so | awk -v rt="$rt" 'index($3, rt) == 1 {print $1}')
+    tar czf .gpu-eplb/swiftrt.tgz -C "$rt" $libs
+    rm -rf .gpu-eplb/r1 && cp -r ../shared/data/deepseek-r1-expert-load .gpu-eplb/r1
+    echo "built .gpu-eplb ($(du -sh .gpu-eplb | cut -f1)); on the device (carry .gpu-eplb):"
+    echo '  bash scripts/gpu-eplb.sh --run'
+    ;;
+esac
