@@ -11,8 +11,11 @@
 #   4. the same with DeepSeek-V3 routing (256 experts, top-8, 288 slots) and H, I reduced so the float32 host store
 #      fits, re-planning every 20 steps: steady vs migrating step time, copy waits, bytes per rebalance;
 #   5. `--compare` off / static / online on drifting traffic, same shapes;
-#   6. benchmarks/eplb_bench.py with the host's cores (libwideep against the numpy DeepSeek reference).
-# With one GPU the two ranks are two processes sharing it through CUDA IPC.
+#   6. benchmarks/eplb_bench.py with the host's cores (libwideep against the numpy DeepSeek reference);
+#   7. `--compare` with the `run` defaults (deepseek-v3-mini, 72 slots) on 8 GPU processes;
+#   8. `--compare` with the `run` defaults on the CPU backend, 8 rank threads on the host's cores (with a core per
+#      rank the slowest rank sets the step time, so tokens/s shows what balance buys).
+# With one GPU the ranks are processes sharing it through CUDA IPC. PARTS="1 3 7" runs only those parts.
 #
 #   scripts/gpu-eplb.sh            # build, then print the device command
 #   scripts/gpu-eplb.sh --run      # on the GPU machine: run everything
@@ -26,18 +29,26 @@ run_all() {
     gunzip -c .gpu-eplb/libwideep.so.gz >"$dir/lib/libwideep.so"
     tar xzf .gpu-eplb/swiftrt.tgz -C "$dir/lib"
     local B="$dir/wide-ep"
+    want() { [[ " ${PARTS:-1 2 3 4 5 6 7 8} " == *" $1 "* ]]; }
+    # The real DeepSeek-R1 loads travel in .gpu-eplb/r1; bench split and the Python bench read them from here.
+    local r1=/work/shared/data/deepseek-r1-expert-load
+    [ -d "$r1" ] || { mkdir -p "$(dirname "$r1")" && cp -r .gpu-eplb/r1 "$r1"; }
     export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
     nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,memory.used --format=csv | tee "$out/gpu.log"
+    local M="--preset deepseek-v3 --set hiddenSize=512 --set moeIntermediateSize=256 --set numMoELayers=8 --num-slots 288"
+    M="$M --tokens-per-step ${MIGRATE_TOKENS:-4096} --imbalance-threshold inf --layer-updates-per-step 1"
+    if want 1; then
     echo "== 1. selftest"
     timeout "${SELFTEST_S:-120}" "$B" selftest --device cuda 2>&1 | tee "$out/selftest.log" | tail -n 25
     echo "selftest exit ${PIPESTATUS[0]}"
+    fi
+    if want 2; then
     echo "== 2. bench split"
-    # The real DeepSeek-R1 loads travel in .gpu-eplb/r1; the Python bench reads them from their usual place.
-    local r1=/work/shared/data/deepseek-r1-expert-load
-    [ -d "$r1" ] || { mkdir -p "$(dirname "$r1")" && cp -r .gpu-eplb/r1 "$r1"; }
     local stats=(--stats-json "$r1/sglang_dsv3_prefill_in4096.json")
     timeout "${SPLIT_S:-60}" "$B" bench split "${stats[@]}" 2>&1 | tee "$out/split.log" | tail -n 30
     echo "bench split exit ${PIPESTATUS[0]}"
+    fi
+    if want 3; then
     echo "== 3. >= 100 rebalances, every step verified against the dense reference"
     timeout "${VERIFY_S:-120}" "$B" launch --nproc-per-node 2 -- run --device cuda --ep-size 2 --steps 230 \
         --rebalance-interval 1 --layer-updates-per-step 4 --drift 0.3 --verify-every 1 --json \
@@ -50,8 +61,8 @@ r = r[0] if isinstance(r, list) else r
 keys = ("rebalances", "slotsMoved", "verifications", "verificationMismatches", "maxRelativeError", "staleSlotObservations")
 print("verify:", {k: r.get(k) for k in keys})
 EOF
-    local M="--preset deepseek-v3 --set hiddenSize=512 --set moeIntermediateSize=256 --set numMoELayers=8 --num-slots 288"
-    M="$M --tokens-per-step ${MIGRATE_TOKENS:-4096} --imbalance-threshold inf --layer-updates-per-step 1"
+    fi
+    if want 4; then
     echo "== 4. steady vs migrating step time ($M)"
     timeout "${MIGRATE_S:-150}" "$B" launch --nproc-per-node 2 -- run --device cuda --ep-size 2 $M \
         --rebalance-interval 20 --steps 200 --json >"$out/migrate.json" 2>"$out/migrate.log"
@@ -63,14 +74,30 @@ r = r[0] if isinstance(r, list) else r
 print("migrate:", json.dumps(r.get("migration"), indent=1))
 print("migrate:", {k: r.get(k) for k in ("tokensPerSecond", "imbalanceMean", "rebalances", "slotsMoved", "bytesCopied")})
 EOF
+    fi
+    if want 5; then
     echo "== 5. --compare off / static / online"
     timeout "${COMPARE_S:-150}" "$B" launch --nproc-per-node 2 -- run --device cuda --ep-size 2 $M \
         --rebalance-interval 10 --steps 80 --compare 2>&1 | tee "$out/compare.log" | tail -n 30
     echo "compare exit ${PIPESTATUS[0]}"
+    fi
+    if want 6; then
     echo "== 6. Python EPLB drop-in on $(nproc) cores"
     WIDEEP_LIB="$dir/lib/libwideep.so" LD_LIBRARY_PATH="$dir/lib" timeout "${EPLB_S:-120}" \
         python3 benchmarks/eplb_bench.py --steps 16 --repeats 9 --json "$out/eplb.json" 2>&1 | tee "$out/eplb.log" | tail -n 20
     echo "eplb exit ${PIPESTATUS[0]}"
+    fi
+    if want 7; then
+    echo "== 7. --compare, run defaults, 8 GPU processes"
+    timeout "${COMPARE8_S:-150}" "$B" launch --nproc-per-node 8 -- run --device cuda --ep-size 8 --compare 2>&1 \
+        | tee "$out/compare8.log" | tail -n 22
+    echo "compare8 exit ${PIPESTATUS[0]}"
+    fi
+    if want 8; then
+    echo "== 8. --compare, run defaults, CPU backend, 8 rank threads on $(nproc) cores"
+    timeout "${COMPARECPU_S:-150}" "$B" run --compare 2>&1 | tee "$out/compare-cpu.log" | tail -n 22
+    echo "compare-cpu exit ${PIPESTATUS[0]}"
+    fi
 }
 
 case "${1:-}" in
