@@ -182,6 +182,42 @@ struct SplitTablesTests {
         }
     }
 
+    /// Core's water-fill of `c` tokens for expert 0 on ranks 0 and 1 whose other loads are `a` and `b` (single-rank
+    /// experts 1 and 2): with one multi expert, Core's split is exactly one water-fill.
+    static func coreFillPair(count c: Int32, loads a: Int32, _ b: Int32) -> [Int64] {
+        let pl = try! Placement(slotExpert: [0, 1, 0, 2], numExperts: 3, numRanks: 2)
+        let q = ReplicaSplit.quotas(expertCounts: [Int(c), Int(a), Int(b)], placement: pl, policy: .balanced)
+        return [Int64(q[0]), Int64(q[2])]
+    }
+
+    /// The kernel's closed-form two-rank water-fill against Core's and the twin's general one: every count and pair
+    /// of loads up to 13 (ties, remainders, the heavier rank joining or not), then fresh random values up to 2^31.
+    @Test func pairWaterFillMatchesCoreExhaustivelyAndOnLargeValues() {
+        for c in Int32(0)..<14 {
+            for a in Int32(0)..<14 {
+                for b in Int32(0)..<14 {
+                    let pair = SplitReference.waterFillPair(count: Int64(c), loads: [Int64(a), Int64(b)])
+                    #expect(pair == Self.coreFillPair(count: c, loads: a, b), "c \(c) loads \(a) \(b)")
+                    #expect(pair == SplitReference.waterFill(count: Int64(c), loads: [Int64(a), Int64(b)]))
+                }
+            }
+        }
+        var rng = SplitMix64(seed: 0x9a1)
+        for trial in 0..<400 {
+            // Half the trials keep the loads close (the heavier rank joins), half spread them freely.
+            let c = Int32(truncatingIfNeeded: rng.next() % (1 << 30))
+            let a = Int32(truncatingIfNeeded: rng.next() % (1 << 30))
+            let b = trial % 2 == 0 ? max(0, a + Int32(truncatingIfNeeded: rng.next() % 2001) - 1000)
+                : Int32(truncatingIfNeeded: rng.next() % (1 << 30))
+            let cc = trial % 4 == 0 ? Int32(truncatingIfNeeded: rng.next() % 3000) : c
+            let pair = SplitReference.waterFillPair(count: Int64(cc), loads: [Int64(a), Int64(b)])
+            #expect(pair == Self.coreFillPair(count: cc, loads: a, b), "c \(cc) loads \(a) \(b)")
+            let big = [Int64(a) << 10, Int64(b) << 10 | Int64(rng.next() % 1024)]
+            #expect(SplitReference.waterFillPair(count: Int64(cc), loads: big)
+                == SplitReference.waterFill(count: Int64(cc), loads: big))
+        }
+    }
+
     @Test func scheduleLevelsFollowRankChains() throws {
         // Expert 0 on ranks {0, 1} and expert 1 on {2, 3}: disjoint, one level.
         let disjoint = try Placement(slotExpert: [0, 2, 0, 3, 1, 4, 1, 5], numExperts: 6, numRanks: 4)

@@ -12,13 +12,14 @@ extension CUDASelftest {
     static let splitShapes: [(e: Int, r: Int, p: Int, sameRank: Bool, cases: Int, huge: Bool)] = [
         (256, 32, 9, false, 40, false), (256, 8, 40, false, 25, false), (256, 72, 4, false, 25, false),
         (64, 8, 9, false, 10, false), (16, 4, 6, true, 10, false), (256, 8, 40, true, 10, false),
-        (256, 32, 9, false, 10, true),
+        (256, 32, 9, false, 10, true), (48, 8, 9, false, 10, false),
     ]
 
-    /// The GPU balanced split on 130 random layers (a fresh placement and batch each, EP 4/8/32/72, same-rank
-    /// replicas, sparse, empty and ~2^30-token batches): conservation, identical quotas to the CPU twin and to Core
-    /// (and of the previous level-parallel kernel to the twin), the max rank load ratio to Core; then the time per
-    /// layer on the DeepSeek shape (E 256, EP 32, 288 slots).
+    /// The GPU balanced split on 140 random layers (a fresh placement and batch each, EP 4/8/32/72, same-rank
+    /// replicas, sparse, empty and ~2^30-token batches; the last shape mixes two-rank experts with wider ones in
+    /// the same levels, so both water-fill paths run in one warp): conservation, identical quotas to the CPU twin
+    /// and to Core (and of the previous level-parallel kernel to the twin), the max rank load ratio to Core; then the
+    /// time per layer on the DeepSeek shape (E 256, EP 32, 288 slots).
     mutating func balancedSplit() throws -> [SelftestRow] {
         var rows: [SelftestRow] = []
         for s in Self.splitShapes {

@@ -7,8 +7,12 @@
 /// lane + 32, …) with their ranks, replicas and old quotas in registers. An expert's predecessors are the earlier
 /// experts among its conflict mask (multi experts sharing a rank, precomputed on the host); the levels are the rounds
 /// of "all predecessors done" found by ballots. A pass runs the levels with one `__syncwarp` each: a lane water-fills
-/// its experts of that level alone (k ≤ KMAX ranks sorted by the key load·32 + run index in registers, the level
-/// from prefix sums, each rank's share by two key compares), reading and writing the ranks' loads in shared memory. After a pass the warp sums the squared loads and
+/// its experts of that level alone, reading and writing the ranks' loads in shared memory. Two ranks (most multi
+/// experts) take a closed form: with d the heavier load minus the lighter, the heavier gets ⌊(c − d) / 2⌋ when d < c,
+/// the lighter the rest (`SplitReference.waterFillPair`, tested against Core's fill). Three or more ranks take the
+/// general fill (k ≤ KMAX ranks sorted by the key load·32 + run index in registers, the level from prefix sums, each
+/// rank's share by two key compares); a warp runs that path only when a lane of the level needs it. After a pass
+/// the warp sums the squared loads and
 /// takes the peak for Core's stop rules (lower bound, no drop in the squared sum, STALL passes without a lower peak).
 /// A single warp is latency-bound, so the passes run in 32-bit integers (warp reductions by `redux`) whenever the
 /// batch has fewer than 2^26 tokens, else in 64-bit (shuffles); both give the same quotas.
@@ -78,6 +82,23 @@ __device__ __forceinline__ int passes(
                 if (lvl[j] != t) continue;
                 const int k = kk[j];
                 const T c = (T)cnt[j];
+                if (KMAX == 2 || k == 2) {
+                    // Two ranks in closed form (Core's fill exactly): with d = heavier - lighter load (ties: run
+                    // order 0 is the lighter), the heavier rank joins when d < c and gets floor((c - d) / 2), the
+                    // lighter the rest (it also takes the odd remainder token).
+                    const int r0 = run[j][0] >> 16, r1 = run[j][1] >> 16;
+                    const T L0 = sL[r0] - (T)q[j][0], L1 = sL[r1] - (T)q[j][1];
+                    const bool oneLighter = L1 < L0;
+                    const T d = oneLighter ? L0 - L1 : L1 - L0;
+                    const int heavy = c > d ? (int)((c - d) >> 1) : 0, light = cnt[j] - heavy;
+                    const int n0 = oneLighter ? heavy : light, n1 = oneLighter ? light : heavy;
+                    changed |= (n0 != q[j][0]) | (n1 != q[j][1]);
+                    q[j][0] = n0;
+                    q[j][1] = n1;
+                    sL[r0] = L0 + (T)n0;
+                    sL[r1] = L1 + (T)n1;
+                    continue;
+                }
                 T L[KMAX], key[KMAX], sk[KMAX];
 #pragma unroll
                 for (int i = 0; i < KMAX; ++i) {

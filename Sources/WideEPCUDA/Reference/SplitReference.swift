@@ -69,7 +69,8 @@ public enum SplitReference {
             for bucket in buckets {
                 for m in bucket {
                     let lv = (0..<k[m]).map { load[rank(m, $0)] - Int64(runQ[m][$0]) }
-                    let fill = waterFill(count: Int64(cnt[m]), loads: lv)
+                    let c = Int64(cnt[m])
+                    let fill = k[m] == 2 ? waterFillPair(count: c, loads: lv) : waterFill(count: c, loads: lv)
                     for i in 0..<k[m] {
                         let nq = Int32(truncatingIfNeeded: fill[i])
                         if nq != runQ[m][i] { changed = true }
@@ -87,6 +88,18 @@ public enum SplitReference {
         }
         for m in 0..<nM { for i in 0..<k[m] { q[replica(m, i)] = runQ[m][i] } }
         return Result(quotas: q, levels: nLevels, passes: passes, steps: cnt.filter { $0 > 0 }.count)
+    }
+
+    /// The kernel's closed-form water-fill of `count` tokens over exactly two ranks with the other experts' `loads`
+    /// (in run order, each ≥ 0): with d the heavier load minus the lighter (on a tie run order 0 is the lighter), the
+    /// heavier rank joins only when d < count and gets ⌊(count − d) / 2⌋, the lighter the rest (so the odd remainder
+    /// token too). Equals `waterFill` and Core's water-fill for k = 2. Returns the quota of each rank.
+    static func waterFillPair(count c: Int64, loads lv: [Int64]) -> [Int64] {
+        precondition(lv.count == 2, "two ranks")
+        let oneLighter = lv[1] < lv[0]
+        let d = oneLighter ? lv[0] - lv[1] : lv[1] - lv[0]
+        let heavy = c > d ? (c - d) >> 1 : 0, light = c - heavy
+        return oneLighter ? [heavy, light] : [light, heavy]
     }
 
     /// One expert's water-fill of `count` tokens over ranks with the other experts' `loads` (in run order): each
