@@ -9,16 +9,19 @@
 /// of "all predecessors done" found by ballots. A pass runs the levels with one `__syncwarp` each: a lane water-fills
 /// its experts of that level alone, reading and writing the ranks' loads in shared memory. Two ranks (most multi
 /// experts) take a closed form: with d the heavier load minus the lighter, the heavier gets ⌊(c − d) / 2⌋ when d < c,
-/// the lighter the rest (`SplitReference.waterFillPair`, tested against Core's fill). Three or more ranks take the
-/// general fill (k ≤ KMAX ranks sorted by the key load·32 + run index in registers, the level from prefix sums, each
-/// rank's share by two key compares); a warp runs that path only when a lane of the level needs it. After a pass
+/// the lighter the rest (`SplitReference.waterFillPair`, tested against Core's fill). Three or four ranks take the
+/// general fill's steps on four fixed entries (`SplitReference.waterFillQuad`: a 5-exchange sorting network, the
+/// prefix test unrolled, divisors 1…4 as constants). More ranks take the general fill (k ≤ KMAX ranks sorted by the
+/// key load·32 + run index in registers, the level from prefix sums, each rank's share by two key compares); a warp
+/// runs a path only when a lane of the level needs it. After a pass
 /// the warp sums the squared loads and
 /// takes the peak for Core's stop rules (lower bound, no drop in the squared sum, STALL passes without a lower peak).
 /// A single warp is latency-bound, so the passes run in 32-bit integers (warp reductions by `redux`) whenever the
 /// batch has fewer than 2^26 tokens, else in 64-bit (shuffles); both give the same quotas.
 ///
 /// Phases: every global read at once (counts, replica sources and homes to shared memory, the lane's own expert data
-/// to registers) and the loads zeroed; barrier; single-rank experts add their counts to their rank by shared atomics;
+/// to registers) and the loads zeroed; barrier; single-rank experts add their counts to their rank by native 32-bit
+/// shared atomics on two halves (an add that wraps the low half carries 1 into the high one: exact for any batch);
 /// barrier; warps 1… write the fixed quotas and exit, warp 0 runs the split and writes the run quotas.
 ///
 /// Defines: NE experts, NR ranks, NS slots, MPL multi experts per lane (MMAX = 32·MPL, NW = MPL mask words),
@@ -38,6 +41,9 @@ typedef unsigned long long u64;
 #define OFF_INFO (NS + NE)
 #define OFF_RUN (OFF_INFO + MMAX)
 #define OFF_CONF (OFF_RUN + MMAX * KMAX)
+// Run entries 2 and 3 of the three/four-rank fill (never taken when KMAX = 2).
+#define J2 (KMAX >= 4 ? 2 : 0)
+#define J3 (KMAX >= 4 ? 3 : 0)
 #define MAXKEY(T) ((T)((~0ull) >> (65 - 8 * sizeof(T))))
 
 __device__ __forceinline__ u64 clk() { u64 c; asm volatile("mov.u64 %0, %%clock64;" : "=l"(c)); return c; }
@@ -97,6 +103,43 @@ __device__ __forceinline__ int passes(
                     q[j][1] = n1;
                     sL[r0] = L0 + (T)n0;
                     sL[r1] = L1 + (T)n1;
+                    continue;
+                }
+                if (KMAX >= 4 && k <= 4) {
+                    // Three or four ranks: the general fill below with four fixed entries (a 5-exchange sorting
+                    // network on the same keys, the prefix test unrolled, constant divisors), so the same quotas.
+                    const int r0 = run[j][0] >> 16, r1 = run[j][1] >> 16, r2 = run[j][J2] >> 16;
+                    const int r3 = run[j][J3] >> 16;
+                    const int q3o = q[j][J3];
+                    const T L0 = sL[r0] - (T)q[j][0], L1 = sL[r1] - (T)q[j][1], L2 = sL[r2] - (T)q[j][J2];
+                    const bool four = k == 4;
+                    const T L3 = four ? sL[r3] - (T)q3o : (T)0;
+                    const T k0 = L0 << 5, k1 = (L1 << 5) | (T)1, k2 = (L2 << 5) | (T)2;
+                    const T k3 = four ? (L3 << 5) | (T)3 : MAXKEY(T);
+                    T s0 = min(k0, k1), s1 = max(k0, k1), s2 = min(k2, k3), s3 = max(k2, k3);
+                    { const T a = min(s0, s2), b = max(s0, s2); s0 = a; s2 = b; }
+                    { const T a = min(s1, s3), b = max(s1, s3); s1 = a; s3 = b; }
+                    { const T a = min(s1, s2), b = max(s1, s2); s1 = a; s2 = b; }
+                    const T m1 = s1 >> 5, m2 = s2 >> 5, m3 = s3 >> 5;
+                    const T p1 = c + (s0 >> 5), p2 = p1 + m1, p3 = p2 + m2;
+                    const bool in2 = m1 < p1, in3 = in2 && m2 * (T)2 < p2, in4 = four && in3 && m3 * (T)3 < p3;
+                    const T tot = in4 ? p3 + m3 : in3 ? p3 : in2 ? p2 : p1;
+                    const T kIn = in4 ? s3 : in3 ? s2 : in2 ? s1 : s0;
+                    const T base = in4 ? tot >> 2 : in3 ? tot / (T)3 : in2 ? tot >> 1 : tot;
+                    const int rem = (int)(tot - (in4 ? base << 2 : in3 ? base * (T)3 : in2 ? base << 1 : base));
+                    const T kRem = rem == 0 ? (T)-1 : rem == 1 ? s0 : rem == 2 ? s1 : s2;
+                    const int n0 = k0 <= kIn ? (int)(base - L0) + (k0 <= kRem ? 1 : 0) : 0;
+                    const int n1 = k1 <= kIn ? (int)(base - L1) + (k1 <= kRem ? 1 : 0) : 0;
+                    const int n2 = k2 <= kIn ? (int)(base - L2) + (k2 <= kRem ? 1 : 0) : 0;
+                    const int n3 = four && k3 <= kIn ? (int)(base - L3) + (k3 <= kRem ? 1 : 0) : 0;
+                    changed |= (n0 != q[j][0]) | (n1 != q[j][1]) | (n2 != q[j][J2]) | (n3 != q3o);
+                    q[j][0] = n0;
+                    q[j][1] = n1;
+                    q[j][J2] = n2;
+                    sL[r0] = L0 + (T)n0;
+                    sL[r1] = L1 + (T)n1;
+                    sL[r2] = L2 + (T)n2;
+                    if (four) { q[j][J3] = n3; sL[r3] = L3 + (T)n3; }
                     continue;
                 }
                 T L[KMAX], key[KMAX], sk[KMAX];
@@ -161,8 +204,10 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
     u64* __restrict__ profile)
 {
     __shared__ int sCount[NE], sHome[NE], sSrc[NS], sMC[MMAX];
+    // Fixed rank loads as two 32-bit halves (native shared adds; a wrapped low half carries into the high one);
+    // the 32-bit passes run on sLo itself, the 64-bit ones on sLoad.
+    __shared__ unsigned sLo[NR], sHi[NR];
     __shared__ i64 sLoad[NR];
-    __shared__ int sLoad32[NR];
     const int tid = threadIdx.x, lane = tid & 31;
     u64 clock0 = 0, time0 = 0;
     if (profile && tid == 0) { clock0 = clk(); time0 = gtime(); }
@@ -170,7 +215,7 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
     // Every global read at once; the loads zeroed.
     for (int e = tid; e < NE; e += NT) { sCount[e] = counts[e]; sHome[e] = tab[OFF_HOME + e]; }
     for (int i = tid; i < NS; i += NT) sSrc[i] = tab[i];
-    for (int r = tid; r < NR; r += NT) sLoad[r] = 0;
+    for (int r = tid; r < NR; r += NT) { sLo[r] = 0u; sHi[r] = 0u; }
     int info[MPL], run[MPL][KMAX];
     unsigned conf[MPL][NW];
     if (tid < 32) {
@@ -188,7 +233,10 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
     // Single-rank experts onto their rank; warp 0 takes its experts' counts.
     for (int e = tid; e < NE; e += NT) {
         const int h = sHome[e], c = sCount[e];
-        if (h >= 0 && c > 0) atomicAdd((u64*)&sLoad[h], (u64)c);
+        if (h >= 0 && c > 0) {
+            const unsigned old = atomicAdd(&sLo[h], (unsigned)c);
+            if (old + (unsigned)c < old) atomicAdd(&sHi[h], 1u);
+        }
     }
     int cnt[MPL], kk[MPL];
     if (tid < 32) {
@@ -213,7 +261,11 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
     // The total and the lower bound (the mean rounded up, every rank's fixed load).
     u64 total = 0;
     i64 fixedMax = 0;
-    for (int r = lane; r < NR; r += 32) { const i64 s = sLoad[r]; total += (u64)s; fixedMax = max(fixedMax, s); }
+    for (int r = lane; r < NR; r += 32) {
+        const i64 s = (i64)(((u64)sHi[r] << 32) | sLo[r]);
+        total += (u64)s;
+        fixedMax = max(fixedMax, s);
+    }
 #pragma unroll
     for (int j = 0; j < MPL; ++j) total += (u64)cnt[j];
     for (int o = 16; o > 0; o >>= 1) {
@@ -222,7 +274,8 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
     }
     const i64 bound = max((i64)((total + NR - 1) / NR), fixedMax);
     const bool small = total < (1ull << 26);
-    if (small) for (int r = lane; r < NR; r += 32) sLoad32[r] = (int)sLoad[r];
+    // Under 2^26 tokens every high half is 0 and sLo holds the loads; else widen them.
+    if (!small) for (int r = lane; r < NR; r += 32) sLoad[r] = (i64)(((u64)sHi[r] << 32) | sLo[r]);
 
     // Predecessors: earlier (count descending, ties by id) non-empty experts among the conflict mask.
     unsigned pred[MPL][NW];
@@ -276,7 +329,7 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
     u64 clock1 = 0;
     if (profile && tid == 0) clock1 = clk();
 
-    const int passesRun = small ? passes<int>(sLoad32, run, kk, cnt, lvl, nLevels, bound, lane, q)
+    const int passesRun = small ? passes<int>((int*)sLo, run, kk, cnt, lvl, nLevels, bound, lane, q)
                                 : passes<i64>(sLoad, run, kk, cnt, lvl, nLevels, bound, lane, q);
 
     // The multi experts' run quotas (0 for empty experts).

@@ -70,7 +70,8 @@ public enum SplitReference {
                 for m in bucket {
                     let lv = (0..<k[m]).map { load[rank(m, $0)] - Int64(runQ[m][$0]) }
                     let c = Int64(cnt[m])
-                    let fill = k[m] == 2 ? waterFillPair(count: c, loads: lv) : waterFill(count: c, loads: lv)
+                    let fill = k[m] == 2 ? waterFillPair(count: c, loads: lv)
+                        : k[m] <= 4 ? waterFillQuad(count: c, loads: lv) : waterFill(count: c, loads: lv)
                     for i in 0..<k[m] {
                         let nq = Int32(truncatingIfNeeded: fill[i])
                         if nq != runQ[m][i] { changed = true }
@@ -100,6 +101,28 @@ public enum SplitReference {
         let d = oneLighter ? lv[0] - lv[1] : lv[1] - lv[0]
         let heavy = c > d ? (c - d) >> 1 : 0, light = c - heavy
         return oneLighter ? [heavy, light] : [light, heavy]
+    }
+
+    /// The kernel's water-fill of `count` tokens over three or four ranks with the other experts' `loads` (in run
+    /// order, each ≥ 0), step for step: keys load·32 + run index (an absent fourth rank sorts last), sorted by the
+    /// 5-exchange network (0,1) (2,3) (0,2) (1,3) (1,2); the sorted ranks 2, 3, 4 join while their load times the
+    /// ranks before them is below the count plus those ranks' loads; the level divides by 1…4; the remainder goes one
+    /// token each to the keys up to the rem-th smallest. Equals `waterFill` and Core's fill. Returns each rank's quota.
+    static func waterFillQuad(count c: Int64, loads lv: [Int64]) -> [Int64] {
+        precondition(lv.count == 3 || lv.count == 4, "three or four ranks")
+        let four = lv.count == 4
+        let key = [lv[0] << 5, lv[1] << 5 | 1, lv[2] << 5 | 2, four ? lv[3] << 5 | 3 : Int64.max]
+        var s = key
+        for (x, y) in [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)] where s[y] < s[x] { s.swapAt(x, y) }
+        let m1 = s[1] >> 5, m2 = s[2] >> 5, m3 = s[3] >> 5
+        let p1 = c + (s[0] >> 5), p2 = p1 + m1, p3 = p2 + m2
+        let in2 = m1 < p1, in3 = in2 && m2 * 2 < p2, in4 = four && in3 && m3 * 3 < p3
+        let n: Int64 = in4 ? 4 : in3 ? 3 : in2 ? 2 : 1
+        let tot = in4 ? p3 + m3 : in3 ? p3 : in2 ? p2 : p1
+        let kIn = s[Int(n) - 1]
+        let base = tot / n, rem = Int(tot - base * n)
+        let kRem = rem == 0 ? -1 : s[rem - 1]
+        return (0..<lv.count).map { key[$0] <= kIn ? base - lv[$0] + (key[$0] <= kRem ? 1 : 0) : 0 }
     }
 
     /// One expert's water-fill of `count` tokens over ranks with the other experts' `loads` (in run order): each
