@@ -73,6 +73,7 @@ public enum Launcher {
         let state = SupervisorState(ranks: options.nprocPerNode)
         let lock = state.cond
         var processes: [Process] = []
+        defaultTerminationSignals()
 
         for local in 0..<options.nprocPerNode {
             let rank = options.nodeRank * options.nprocPerNode + local
@@ -108,18 +109,30 @@ public enum Launcher {
             processes.append(p)
         }
         log("wide-ep launch: started \(processes.count) rank(s) of \(world), store \(options.masterAddr):\(port)")
+        // A launcher told to stop (SIGTERM from a scheduler or `timeout`, SIGHUP, SIGINT) stops its ranks instead of
+        // leaving them running as orphans. Installed after the ranks started, so they keep the default dispositions.
+        let forwarding = Self.forwardStopSignals(state)
+        defer { forwarding.restore() }
 
-        // Wait until every rank ended, or one failed.
+        // Wait until every rank ended, or one failed, or the launcher was told to stop.
         lock.lock()
-        while state.firstFailure == nil && state.statuses.prefix(processes.count).contains(where: { $0 == nil }) {
+        while state.firstFailure == nil && state.stopSignal == nil
+            && state.statuses.prefix(processes.count).contains(where: { $0 == nil })
+        {
             lock.wait()
         }
-        let failure = state.firstFailure
+        let stopSignal = state.firstFailure == nil ? state.stopSignal : nil
+        let failure = state.firstFailure ?? stopSignal.map { (rank: -1, code: 128 + $0) }
         lock.unlock()
 
         if let failure {
-            let how = failure.code > 128 ? "was killed by signal \(failure.code - 128)" : "exited with code \(failure.code)"
-            log("wide-ep launch: rank \(failure.rank) \(how); stopping the other ranks")
+            if let sig = stopSignal {
+                log("wide-ep launch: received signal \(sig); stopping the ranks")
+            } else {
+                let how = failure.code > 128
+                    ? "was killed by signal \(failure.code - 128)" : "exited with code \(failure.code)"
+                log("wide-ep launch: rank \(failure.rank) \(how); stopping the other ranks")
+            }
             for p in processes where p.isRunning { p.terminate() }
             let deadline = Date(timeIntervalSinceNow: options.graceSeconds)
             while Date() < deadline && processes.contains(where: { $0.isRunning }) { usleep(20_000) }
@@ -131,7 +144,53 @@ public enum Launcher {
         for (i, p) in processes.enumerated() {
             final[i] = exitCode(of: p)
         }
-        return Outcome(exitCode: failure?.code ?? 0, failedRank: failure?.rank, statuses: final)
+        return Outcome(exitCode: failure?.code ?? 0, failedRank: stopSignal == nil ? failure?.rank : nil, statuses: final)
+    }
+
+    /// Signals that stop the whole job when the launcher receives them. SIGHUP only when it is not ignored (under
+    /// `nohup` the job keeps running).
+    static let stopSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+
+    /// Routes `stopSignals` to `state.stopSignal` (waking the supervisor) instead of killing the launcher; `restore`
+    /// puts the previous dispositions back.
+    private static func forwardStopSignals(_ state: SupervisorState) -> (sources: [DispatchSourceSignal], restore: () -> Void) {
+        var sources: [DispatchSourceSignal] = []
+        var previous: [(Int32, __sighandler_t?)] = []
+        for sig in stopSignals {
+            let old = signal(sig, SIG_IGN)
+            previous.append((sig, old))
+            if sig == SIGHUP && isIgnore(old) { continue }
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                state.cond.lock()
+                if state.stopSignal == nil { state.stopSignal = sig }
+                state.cond.broadcast()
+                state.cond.unlock()
+            }
+            source.resume()
+            sources.append(source)
+        }
+        return (sources, {
+            for source in sources { source.cancel() }
+            for (sig, old) in previous { signal(sig, old) }
+        })
+    }
+
+    /// Ranks must die on the SIGTERM that stopping them sends even when the launcher itself was started with SIGTERM
+    /// or SIGINT ignored or blocked (dispositions and the signal mask are inherited through exec), so those two go
+    /// back to the default and are unblocked on the spawning thread first.
+    private static func defaultTerminationSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_DFL)
+            sigaddset(&set, sig)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
+    private static func isIgnore(_ handler: __sighandler_t?) -> Bool {
+        unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 
     /// A shell-style exit code: the status, or 128 + the signal for a process killed by a signal.
@@ -160,5 +219,7 @@ private final class SupervisorState: @unchecked Sendable {
     let cond = NSCondition()
     var statuses: [Int32?]
     var firstFailure: (rank: Int, code: Int32)?
+    /// A stop signal the launcher received (see `Launcher.stopSignals`).
+    var stopSignal: Int32?
     init(ranks: Int) { statuses = [Int32?](repeating: nil, count: ranks) }
 }

@@ -91,4 +91,47 @@ import WideEPWorkload
         #expect(ok.status == 0, "stderr: \(ok.stderr)")
         #expect(ok.stdout.contains("3 barrier rounds passed on 3 ranks"))
     }
+
+    @Test func aStoppedLauncherStopsItsRanks() throws {
+        let dir = TemporaryDirectory()
+        let err = dir.path + "/launch.stderr"
+        FileManager.default.createFile(atPath: err, contents: nil)
+        let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        // A round count no other process uses, to find this job's ranks in /proc.
+        let marker = "\(900_000 + Int(getpid() % 90_000))"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["launch", "--nproc-per-node", "2", "--grace-seconds", "5", "--", "rendezvous-check",
+                       "--rounds", marker, "--pause", "0.05"]
+        p.currentDirectoryURL = URL(fileURLWithPath: dir.path)
+        p.standardError = errHandle
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        func ranks() -> [String] {
+            let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return pids.filter { pid in
+                guard Int(pid) != nil, pid != "\(p.processIdentifier)",
+                    let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+                else { return false }
+                let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+                return args.contains("rendezvous-check") && args.contains(marker)
+            }
+        }
+        // Hang guards, not timings: wait (up to 60 s) until both ranks run, then stop the launcher like a scheduler.
+        let start = Date()
+        while ranks().count < 2 && Date().timeIntervalSince(start) < 60 { usleep(50_000) }
+        #expect(ranks().count == 2, "the two ranks never started")
+        kill(p.processIdentifier, SIGTERM)
+        let stopped = Date()
+        while p.isRunning && Date().timeIntervalSince(stopped) < 60 { usleep(50_000) }
+        #expect(!p.isRunning, "launch ignored SIGTERM")
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        try? errHandle.close()
+        let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        #expect(p.terminationStatus == 128 + SIGTERM, "stderr: \(stderr)")
+        #expect(stderr.contains("received signal \(SIGTERM); stopping the ranks"), "stderr: \(stderr)")
+        // No orphans: the ranks ended with the launcher.
+        #expect(ranks().isEmpty, "ranks still running after launch exited: \(ranks())")
+    }
 }
