@@ -89,7 +89,7 @@ EOF
     fi
     if want 7; then
     echo "== 7. --compare, run defaults, 8 GPU processes"
-    timeout "${COMPARE8_S:-150}" "$B" launch --nproc-per-node 8 -- run --device cuda --ep-size 8 --compare 2>&1 \
+    timeout "${COMPARE8_S:-300}" "$B" launch --nproc-per-node 8 -- run --device cuda --ep-size 8 --compare 2>&1 \
         | tee "$out/compare8.log" | tail -n 22
     echo "compare8 exit ${PIPESTATUS[0]}"
     fi
