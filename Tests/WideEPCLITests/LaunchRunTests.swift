@@ -27,7 +27,7 @@ import WideEPWorkload
         #expect((multi["rebalances"] as? Int ?? 0) >= 1)
         #expect(multi["rebalances"] as? Int == single["rebalances"] as? Int)
         #expect(multi["slotsMoved"] as? Int == single["slotsMoved"] as? Int)
-        for key in ["imbalanceMean", "imbalanceP99", "balancedness"] {
+        for key in ["imbalanceMean", "imbalanceP99", "balancedness", "dispatchRowsPerToken"] {
             let a = try #require(single.double(key)), b = try #require(multi.double(key))
             #expect(abs(a - b) <= 1e-9, "\(key): single \(a), two processes \(b)")
         }

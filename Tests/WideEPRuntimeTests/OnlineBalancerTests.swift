@@ -94,6 +94,8 @@ import WideEPWorkload
         // Every step but the first and the 9 verification steps is classed steady or migrating.
         for (mode, r) in results {
             #expect(r.migration.steadySteps + r.migration.migratingSteps == 60 - 1 - 8, "\(mode)")
+            // A token reaches at least one and at most top-K = 2 ranks; on 4 ranks some tokens reach two.
+            #expect(r.dispatchRowsPerToken > 1 && r.dispatchRowsPerToken <= 2, "\(mode): \(r.dispatchRowsPerToken)")
         }
         let off = results[.off]!.migration, online = results[.online]!
         #expect(off.migratingSteps == 0 && off.copyJobs == 0 && off.copyWaits == 0 && off.bytesPerRebalance == 0)

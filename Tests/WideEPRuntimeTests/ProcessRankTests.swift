@@ -62,6 +62,8 @@ import WideEPWorkload
             #expect(b.rebalances == a.rebalances && b.slotsMoved == a.slotsMoved)
             #expect(b.verifications == a.verifications && b.verificationMismatches == 0)
             #expect(b.staleSlotObservations == 0)
+            // Dispatch rows are summed over processes: the same all-to-all volume as the thread run.
+            #expect(b.dispatchRowsPerToken == a.dispatchRowsPerToken)
         }
     }
 

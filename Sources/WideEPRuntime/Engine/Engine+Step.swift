@@ -17,6 +17,9 @@ public struct EngineStepResult {
     public var captured: [[(input: [Float], output: [Float])]]?
     /// Final hidden states per local rank, [tokens_r × H].
     public var hidden: [[Float]]
+    /// Token rows the local ranks received in dispatch, summed over layers and local ranks (a token goes once to
+    /// each rank holding one of its experts' chosen replicas: the all-to-all's volume).
+    public var receivedRows: Int
 }
 
 extension Engine {
@@ -105,7 +108,7 @@ extension Engine {
         return EngineStepResult(
             layers: layerInfos, times: times, copyWait: box.waits.map { $0.reduce(0, +) }.max() ?? 0,
             layerCopyWaits: layerWaits, copyWaitCount: box.waitCounts.reduce(0, +), captured: captured,
-            hidden: box.hidden)
+            hidden: box.hidden, receivedRows: box.infos.reduce(0) { $0 + $1.reduce(0) { $0 + $1.receivedRows } })
     }
 }
 

@@ -46,6 +46,10 @@ public struct RunReport: Sendable, Codable {
     public var staleSlotObservations: Int
     /// Phase times summed over steps and layers (slowest rank per phase), seconds.
     public var phases: PhaseTimes
+    /// Dispatch rows per routed token and layer: rows all ranks received / (tokens × layers), between 1 and top-K
+    /// (a token goes once to each distinct rank among its experts' chosen replicas). Lower means less all-to-all
+    /// traffic for the same tokens.
+    public var dispatchRowsPerToken: Double
     /// Step time steady vs while migrating, copy waits and copy times.
     public var migration: MigrationReport
 }

@@ -103,6 +103,7 @@ public enum ServingRun {
         let start = monotonicSeconds()
         var lastProgress = start
         var tokensDone = 0
+        var rowsReceived = 0
         for step in 0..<options.steps {
             try beforeStep(step)
             let offsets = workload.logitOffsets(workload.nextCounts())
@@ -133,6 +134,7 @@ public enum ServingRun {
             stall += result.copyWait
             phases = phases + result.times
             tokensDone += options.tokensPerStep
+            rowsReceived += result.receivedRows
             var stepCounts: [[Double]] = []
             var meanRatio = 0.0
             for info in result.layers {
@@ -194,7 +196,9 @@ public enum ServingRun {
             phases.dispatch = worst[4]
             phases.ffn = worst[5]
             phases.combine = worst[6]
-            stale = Int(try CrossRank.sum(backend, [Double(stale)])[0])
+            let sums = try CrossRank.sum(backend, [Double(stale), Double(rowsReceived)])
+            stale = Int(sums[0])
+            rowsReceived = Int(sums[1])
         }
         let report = RunReport(
             balancer: options.balancer.mode, device: backend.deviceName, ranks: r, processes: r / ranks.count, numSlots: initial[0].numSlots,
@@ -203,7 +207,9 @@ public enum ServingRun {
             rebalances: rebalances, slotsMoved: migrator.slotsMoved, bytesCopied: migrator.bytesCopied,
             migrationSeconds: copySeconds, migrationStallSeconds: stall, verifications: verifications,
             verificationMismatches: mismatches, maxRelativeError: maxErr, staleSlotObservations: stale,
-            phases: phases, migration: migration.with(
+            phases: phases,
+            dispatchRowsPerToken: tokensDone > 0 ? Double(rowsReceived) / Double(tokensDone * nl) : 0,
+            migration: migration.with(
                 bytesPerRebalance: rebalances > 0 ? Double(migrator.bytesCopied) / Double(rebalances) : 0))
         return (report, counts)
     }

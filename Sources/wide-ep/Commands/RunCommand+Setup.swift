@@ -95,6 +95,7 @@ enum RunSummary {
         add("imbalance mean") { f($0.imbalanceMean) }
         add("imbalance p99") { f($0.imbalanceP99) }
         add("balancedness") { f($0.balancedness) }
+        add("dispatch rows per token") { f($0.dispatchRowsPerToken, 2) }
         add("rebalances") { "\($0.rebalances)" }
         add("slots moved") { "\($0.slotsMoved)" }
         add("bytes copied") { mb($0.bytesCopied) }
