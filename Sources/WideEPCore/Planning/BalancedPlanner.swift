@@ -23,10 +23,10 @@ enum BalancedPlanner {
         return try state.makePlacement(layer: layer)
     }
 
-    /// Plans the layer loaded in `state` (by `reset(loads:)`) into its slot table.
+    /// Plans the layer loaded in `state` (by `reset(loads:)`) into its slot table: greedy's replication and packing
+    /// (steps 1–2), then the local search.
     static func plan(layer: Int?, state: PackingState) throws {
-        let order = state.replicateOrdered(slots: state.numSlots, cap: state.replicaCap)
-        try state.packLPT(experts: order, ranks: 0..<state.numRanks, layer: layer)
+        try GreedyPlanner.plan(layer: layer, state: state)
         refine(state)
     }
 
