@@ -18,9 +18,7 @@ enum BalancedPlanner {
     static func planLayer(loads: [Double], request: PlannerRequest, layer: Int?, state: PackingState) throws
         -> Placement
     {
-        state.reset(loads: loads)
-        try plan(layer: layer, state: state)
-        return try state.makePlacement(layer: layer)
+        try state.placement(loads: loads, layer: layer) { try plan(layer: layer, state: $0) }
     }
 
     /// Plans the layer loaded in `state` (by `reset(loads:)`) into its slot table: greedy's replication and packing

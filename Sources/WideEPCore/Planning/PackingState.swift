@@ -169,6 +169,14 @@ final class PackingState {
         return max(total / Double(numRanks), heaviest)
     }
 
+    /// Loads `loads`, runs `plan` on this state and returns the finished placement: the shared shape of every
+    /// planner's `planLayer`.
+    func placement(loads: [Double], layer: Int?, _ plan: (PackingState) throws -> Void) throws -> Placement {
+        reset(loads: loads)
+        try plan(self)
+        return try makePlacement(layer: layer)
+    }
+
     /// The finished placement (validated).
     func makePlacement(layer: Int?) throws -> Placement {
         try Placement(
