@@ -15,12 +15,16 @@
  *    checked before any work starts.
  *
  * Thread safety
- *  - All functions are reentrant and may be called from any number of threads at once. They share no mutable
- *    state; the last-error message is per thread.
- *  - wideep_plan plans layers on several threads: it starts them inside the call and joins them before it returns
- *    (no pool outlives a call, so a host may fork at any time). The environment variable WIDEEP_NUM_THREADS caps
- *    their number (default: the online processor count; 1 plans on the calling thread only); each thread gets at
- *    least 8 layers, so fewer than 16 layers are planned on the calling thread.
+ *  - All functions are reentrant and may be called from any number of threads at once. Results never depend on
+ *    other calls; the last-error message is per thread.
+ *  - wideep_plan and wideep_rebalance_experts plan layers on the calling thread and on the library's planning
+ *    threads, which each take the next unplanned layer. The threads are started by the first call that needs them
+ *    and then sleep between calls; the library registers pthread_atfork handlers, so a host may fork at any time
+ *    (the child starts its own threads on its first call). One call uses them at a time: a concurrent call plans
+ *    on its own thread. The environment variable WIDEEP_NUM_THREADS caps the threads of a call, the caller
+ *    included (default: the processors the process may run on; 1 plans on the calling thread only); a call uses
+ *    at most one thread per 2 layers, and calls with layers * (num_experts + num_replicas) < 1024 plan on the
+ *    calling thread only.
  */
 #ifndef WIDEEP_H
 #define WIDEEP_H
@@ -40,8 +44,8 @@ extern "C" {
 #define WIDEEP_ERROR_INTERNAL 5         /* unexpected failure inside the library */
 
 /* Version of this ABI (changes when a signature or status code changes, or a function is added). This header
- * describes version 3 (version 3 added wideep_log2phy). */
-#define WIDEEP_ABI_VERSION 3
+ * describes version 4 (version 3 added wideep_log2phy, version 4 wideep_rebalance_experts). */
+#define WIDEEP_ABI_VERSION 4
 int32_t wideep_abi_version(void);
 
 /* Library version, e.g. "0.1.0". Static string owned by the library. */
@@ -81,6 +85,29 @@ int32_t wideep_plan(const double *loads, int64_t num_layers, int64_t num_experts
                     int64_t num_replicas, int64_t num_groups, int64_t num_nodes, int64_t num_gpus,
                     int32_t allow_same_rank, const int64_t *current_phy2log, int64_t max_replicas,
                     int64_t *phy2log, int64_t *log2phy, int64_t *logcnt);
+
+/*
+ * Allocator of wideep_rebalance_experts' log2phy: returns a C-contiguous buffer of
+ * num_layers * num_experts * width int64 that stays valid until the call returns, or NULL on failure.
+ */
+typedef int64_t *(*wideep_log2phy_allocator)(void *context, int64_t width);
+
+/*
+ * DeepSeek EPLB's rebalance_experts in one call: plans every layer as wideep_plan does (same arguments, same
+ * phy2log and logcnt), then calls allocate_log2phy(context, X) once, on the calling thread, for
+ * X = the largest replica count of any expert in any layer, and fills that buffer as log2phy
+ * [num_layers, num_experts, X] (each expert's physical experts in ascending order, padded with -1). Planning and the
+ * fill run on the library's threads; the caller allocates exactly the width it needs, with no second call.
+ *
+ *  logcnt            out [num_layers, num_experts] int64 (required).
+ *  allocate_log2phy  required; called at most once, only after every layer was planned. If it returns NULL the
+ *                    call returns WIDEEP_ERROR_NULL_POINTER (phy2log and logcnt are written, log2phy is not).
+ *  context           passed to allocate_log2phy unchanged.
+ */
+int32_t wideep_rebalance_experts(const double *loads, int64_t num_layers, int64_t num_experts, const char *policy,
+                                 int64_t num_replicas, int64_t num_groups, int64_t num_nodes, int64_t num_gpus,
+                                 int32_t allow_same_rank, const int64_t *current_phy2log, int64_t *phy2log,
+                                 int64_t *logcnt, wideep_log2phy_allocator allocate_log2phy, void *context);
 
 /*
  * The physical experts of each logical expert, from a placement (DeepSeek's log2phy).

@@ -15,62 +15,22 @@ public func wideep_plan(
     _ logcnt: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     withABIStatus("wideep_plan") {
-        let loadsPointer = try ABIArguments.required(loads, "loads")
-        let phy2logOut = try ABIArguments.required(phy2log, "phy2log")
-        let layers = try ABIArguments.dimension(numLayers, "num_layers")
-        let experts = try ABIArguments.dimension(numExperts, "num_experts")
-        let slots = try ABIArguments.dimension(numReplicas, "num_replicas")
-        let groups = try ABIArguments.dimension(numGroups, "num_groups")
-        let nodes = try ABIArguments.dimension(numNodes, "num_nodes")
-        let ranks = try ABIArguments.dimension(numGPUs, "num_gpus")
-        _ = try ABIArguments.product(layers, experts, "loads")
-        _ = try ABIArguments.product(layers, slots, "phy2log")
-        let policyValue = try ABIArguments.plannerPolicy(ABIArguments.name(policy, default: "balanced"))
-        guard ranks % nodes == 0 else {
-            throw ABIError.invalid("num_gpus \(ranks) is not a multiple of num_nodes \(nodes)")
-        }
-        guard slots % ranks == 0 else {
-            throw ABIError.invalid("num_replicas \(slots) is not a multiple of num_gpus \(ranks)")
-        }
-        guard slots >= experts else {
-            throw ABIError.invalid("num_replicas \(slots) is smaller than num_experts \(experts); need at least \(experts)")
-        }
-        guard policyValue != .none || slots == experts else {
-            throw ABIError.invalid("policy none needs num_replicas == num_experts (\(experts)), got \(slots)")
-        }
-        guard experts % groups == 0 else {
-            throw ABIError.invalid("num_experts \(experts) is not a multiple of num_groups \(groups)")
-        }
-        if log2phy != nil {
-            guard maxReplicas >= 1 else {
-                throw ABIError.invalid("max_replicas must be >= 1 when log2phy is given, got \(maxReplicas)")
-            }
-            _ = try ABIArguments.product(try ABIArguments.product(layers, experts, "log2phy"),
-                                         Int(min(maxReplicas, ABIArguments.maxDimension)), "log2phy")
-        }
-        let sameRank = allowSameRank != 0
-        let request = PlannerRequest(
-            numSlots: slots, topology: try Topology(numRanks: ranks, numNodes: nodes), policy: policyValue,
-            numExpertGroups: groups, allowSameRankReplicas: sameRank)
-        try request.validate(numExperts: experts)
-
-        try ABIArguments.checkLoads(loadsPointer, layers: layers, experts: experts)
-        var current: [Placement]? = nil
-        if let currentPhy2Log {
-            current = try (0..<layers).map { l in
-                try ABIArguments.placement(
-                    UnsafeBufferPointer(start: currentPhy2Log + l * slots, count: slots), numExperts: experts,
-                    numRanks: ranks, allowSameRank: sameRank, layer: l, name: "current_phy2log")
-            }
-        }
-        let planner = try RawLayerPlanner(numExperts: experts, request: request)
+        let call = try PlanCall(
+            loads: loads, phy2log: phy2log, numLayers: numLayers, numExperts: numExperts, policy: policy,
+            numReplicas: numReplicas, numGroups: numGroups, numNodes: numNodes, numGPUs: numGPUs,
+            allowSameRank: allowSameRank, currentPhy2Log: currentPhy2Log)
+        let phy2logOut = call.phy2log
+        let layers = call.layers, experts = call.experts, slots = call.request.numSlots
         guard let log2phy else {
             // No capacity to check: plan straight into the caller's rows.
-            try LayerParallel.plan(
-                loads: loadsPointer, layers: layers, planner: planner, current: current, phy2log: phy2logOut,
-                logcnt: logcnt)
+            try call.plan(phy2log: phy2logOut, logcnt: logcnt)
             return
         }
+        guard maxReplicas >= 1 else {
+            throw ABIError.invalid("max_replicas must be >= 1 when log2phy is given, got \(maxReplicas)")
+        }
+        _ = try ABIArguments.product(try ABIArguments.product(layers, experts, "log2phy"),
+                                     Int(min(maxReplicas, ABIArguments.maxDimension)), "log2phy")
         // log2phy must stay untouched when max_replicas is too small, so plan into scratch rows first.
         let table = UnsafeMutablePointer<Int64>.allocate(capacity: layers * slots)
         let counts = UnsafeMutablePointer<Int64>.allocate(capacity: layers * experts)
@@ -78,8 +38,7 @@ public func wideep_plan(
             table.deallocate()
             counts.deallocate()
         }
-        try LayerParallel.plan(
-            loads: loadsPointer, layers: layers, planner: planner, current: current, phy2log: table, logcnt: counts)
+        try call.plan(phy2log: table, logcnt: counts)
         var widest: Int64 = 0
         for i in 0..<(layers * experts) where counts[i] > widest { widest = counts[i] }
         guard widest <= maxReplicas else {

@@ -6,9 +6,9 @@ import Darwin
 import WideEPCore
 
 /// Version of the C ABI exported by libwideep.so. It changes when a signature or a status code changes, or a function
-/// is added (3 added `wideep_log2phy`).
+/// is added (3 added `wideep_log2phy`, 4 `wideep_rebalance_experts`).
 @_cdecl("wideep_abi_version")
-public func wideep_abi_version() -> Int32 { 3 }
+public func wideep_abi_version() -> Int32 { 4 }
 
 /// The library's version string, e.g. "0.1.0"; a NUL-terminated static string owned by the library.
 @_cdecl("wideep_version")

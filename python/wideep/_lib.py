@@ -13,7 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 _LIB_NAMES = ("libwideep.dylib", "libwideep.so") if sys.platform == "darwin" else ("libwideep.so",)
 
 # Status codes, as in include/wideep.h.
@@ -25,6 +25,8 @@ _pd = ctypes.POINTER(ctypes.c_double)
 _pi64 = ctypes.POINTER(ctypes.c_int64)
 _str = ctypes.c_char_p
 _vp = ctypes.c_void_p  # accepts ctypes pointers, None and plain addresses (ndarray.ctypes.data: the cheapest)
+#: ``wideep_log2phy_allocator``: (context, width) -> address of a [layers, experts, width] int64 buffer, or 0.
+LOG2PHY_ALLOCATOR = ctypes.CFUNCTYPE(_vp, _vp, _i64)
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -62,6 +64,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.wideep_last_error.argtypes = []
     lib.wideep_plan.restype = _i32
     lib.wideep_plan.argtypes = [_vp, _i64, _i64, _str, _i64, _i64, _i64, _i64, _i32, _vp, _i64, _vp, _vp, _vp]
+    lib.wideep_rebalance_experts.restype = _i32
+    lib.wideep_rebalance_experts.argtypes = [_vp, _i64, _i64, _str, _i64, _i64, _i64, _i64, _i32, _vp, _vp, _vp,
+                                             LOG2PHY_ALLOCATOR, _vp]
     lib.wideep_log2phy.restype = _i32
     lib.wideep_log2phy.argtypes = [_vp, _i64, _i64, _i64, _i64, _vp]
     lib.wideep_split.restype = _i32

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import numbers
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,21 @@ def _torch_like(template, *arrays):
     return tuple(torch.from_numpy(a) for a in arrays)
 
 
+# The log2phy allocation of the call in progress on this thread (the library calls back on the calling thread).
+_pending = threading.local()
+
+
+@_lib.LOG2PHY_ALLOCATOR
+def _allocate_log2phy(_context, width):
+    try:
+        a = np.empty(_pending.shape + (width,), dtype=np.int64)
+    except BaseException as exc:  # noqa: BLE001 - re-raised by rebalance_experts after the call returns
+        _pending.error = exc
+        return None
+    _pending.log2phy = a
+    return a.ctypes.data
+
+
 def rebalance_experts(weight, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int,
                       policy: str = "balanced", *, allow_same_rank: bool | None = None, current=None):
     """Plans expert replicas and their GPUs for every layer (DeepSeek EPLB's interface).
@@ -137,15 +153,19 @@ def rebalance_experts(weight, num_replicas: int, num_groups: int, num_nodes: int
     lib = _lib.load()
     phy2log = np.empty((layers, num_replicas), dtype=np.int64)
     logcnt = np.empty((layers, experts), dtype=np.int64)
-    status = lib.wideep_plan(
+    # One call: the library plans every layer, then asks _allocate_log2phy for log2phy as wide as the most
+    # replicated expert and fills it on its threads.
+    _pending.shape = (layers, experts)
+    _pending.log2phy = _pending.error = None
+    status = lib.wideep_rebalance_experts(
         loads.ctypes.data, layers, experts, policy.encode(), num_replicas, num_groups, num_nodes, num_gpus,
-        int(bool(allow_same_rank)), None if current_ids is None else current_ids.ctypes.data, 0,
-        phy2log.ctypes.data, None, logcnt.ctypes.data)
+        int(bool(allow_same_rank)), None if current_ids is None else current_ids.ctypes.data,
+        phy2log.ctypes.data, logcnt.ctypes.data, _allocate_log2phy, None)
+    log2phy, error = _pending.log2phy, _pending.error
+    _pending.log2phy = _pending.error = None
+    if error is not None:
+        raise error
     _lib.check(status)
-    # log2phy as wide as the most replicated expert, filled from phy2log by the library.
-    width = int(logcnt.max())
-    log2phy = np.empty((layers, experts, width), dtype=np.int64)
-    _lib.check(lib.wideep_log2phy(phy2log.ctypes.data, layers, experts, num_replicas, width, log2phy.ctypes.data))
     return _torch_like(weight, phy2log, log2phy, logcnt)
 
 
