@@ -165,35 +165,108 @@ def test_random_requests_plan_or_raise_value_error_never_crash(lib):
 @pytest.mark.parametrize("policy", ["balanced", "deepseek", "greedy"])
 def test_layer_parallel_planning_equals_sequential(lib, monkeypatch, policy):
     rng = np.random.default_rng(31)
-    # 40 layers: 4 workers (each thread gets at least 8 layers).
     weight = rng.integers(0, 20_000, size=(40, 64))
     current = eplb.rebalance_experts(rng.integers(0, 20_000, size=(40, 64)), 96, 8, 2, 16)[0]
     monkeypatch.setenv("WIDEEP_NUM_THREADS", "1")
     sequential = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy)
     sequential_migrating = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy, current=current)
-    monkeypatch.setenv("WIDEEP_NUM_THREADS", "4")
-    parallel = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy)
-    parallel_migrating = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy, current=current)
-    for a, b in zip(sequential + sequential_migrating, parallel + parallel_migrating):
-        assert np.array_equal(a, b)
+    for threads in ("4", "16"):  # 16: more planning threads than this machine has cores
+        monkeypatch.setenv("WIDEEP_NUM_THREADS", threads)
+        parallel = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy)
+        parallel_migrating = eplb.rebalance_experts(weight, 96, 8, 2, 16, policy=policy, current=current)
+        for a, b in zip(sequential + sequential_migrating, parallel + parallel_migrating):
+            assert np.array_equal(a, b)
+
+
+def _fork_and_check(fn, timeout: float = 60.0) -> None:
+    """Runs ``fn`` in a forked child; asserts it returned True there within ``timeout`` seconds (a child stuck on a
+    lock inherited from the parent is killed and fails the test)."""
+    import os
+    import signal
+    import time
+
+    pid = os.fork()
+    if pid == 0:  # child: exit code 0 only if fn() is True
+        code = 1
+        try:
+            code = 0 if fn() else 3
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"forked child did not finish within {timeout} s")
+        time.sleep(0.005)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def test_planning_works_in_a_forked_child_after_the_parent_planned(lib, monkeypatch):
-    """Hosts like vLLM fork workers; the library keeps no thread pool that a child could inherit broken."""
+    """Hosts like vLLM fork workers: the child has none of the parent's planning threads and must start its own,
+    also in a grandchild, while the parent's threads keep working."""
     import os
 
     monkeypatch.setenv("WIDEEP_NUM_THREADS", "3")
-    weight = np.random.default_rng(41).integers(0, 10_000, size=(24, 32))  # 3 workers of 8 layers
-    expected = eplb.rebalance_experts(weight, 48, 4, 2, 8)[0]
-    pid = os.fork()
-    if pid == 0:  # child: exit code 0 only if the plan is right
-        code = 1
-        try:
-            code = 0 if np.array_equal(eplb.rebalance_experts(weight, 48, 4, 2, 8)[0], expected) else 3
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    rng = np.random.default_rng(41)
+    weight = rng.integers(0, 10_000, size=(24, 32))
+    expected = [eplb.rebalance_experts(weight, 48, 4, 2, 8, policy=p) for p in ("balanced", "deepseek")]
+
+    def plans_agree() -> bool:
+        got = [eplb.rebalance_experts(weight, 48, 4, 2, 8, policy=p) for p in ("balanced", "deepseek")]
+        return all(np.array_equal(a, b) for g, e in zip(got, expected) for a, b in zip(g, e))
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 0
+
+    def child() -> bool:
+        before = threads()
+        if not plans_agree():
+            return False
+        if before and threads() < before + 2:  # the child plans on threads of its own again
+            return False
+        _fork_and_check(plans_agree)  # a grandchild forked after the child started its own threads
+        return plans_agree()
+
+    _fork_and_check(child)
+    assert plans_agree()
+
+
+def test_rebalance_experts_allocates_log2phy_once_at_the_widest_replica_count(lib):
+    rng = np.random.default_rng(8)
+    weight = np.ascontiguousarray(rng.gamma(0.4, 1000, size=(20, 64)), dtype=np.float64)
+    phy2log = np.empty((20, 96), np.int64)
+    logcnt = np.empty((20, 64), np.int64)
+    calls = []
+
+    @_lib.LOG2PHY_ALLOCATOR
+    def allocate(context, width):
+        calls.append((context, width))
+        calls.append(np.full((20, 64, width), 77, np.int64))
+        return calls[-1].ctypes.data
+
+    status = lib.wideep_rebalance_experts(weight.ctypes.data, 20, 64, b"balanced", 96, 8, 2, 16, 0, None,
+                                          phy2log.ctypes.data, logcnt.ctypes.data, allocate, 1234)
+    assert status == _lib.OK, _lib.last_error()
+    assert len(calls) == 2 and calls[0] == (1234, int(logcnt.max()))
+    expected = eplb.rebalance_experts(weight, 96, 8, 2, 16)
+    assert np.array_equal(phy2log, expected[0]) and np.array_equal(calls[1], expected[1])
+    assert np.array_equal(logcnt, expected[2])
+
+    refused = _lib.LOG2PHY_ALLOCATOR(lambda context, width: None)
+    status = lib.wideep_rebalance_experts(weight.ctypes.data, 20, 64, b"balanced", 96, 8, 2, 16, 0, None,
+                                          phy2log.ctypes.data, logcnt.ctypes.data, refused, None)
+    assert status == _lib.NULL_POINTER and "allocate_log2phy" in _lib.last_error()
+    status = lib.wideep_rebalance_experts(weight.ctypes.data, 20, 64, b"balanced", 96, 8, 2, 16, 0, None,
+                                          phy2log.ctypes.data, None, allocate, None)
+    assert status == _lib.NULL_POINTER and "logcnt is NULL" in _lib.last_error()
+    weight[3, 5] = -1.0
+    status = lib.wideep_rebalance_experts(weight.ctypes.data, 20, 64, b"balanced", 96, 8, 2, 16, 0, None,
+                                          phy2log.ctypes.data, logcnt.ctypes.data, allocate, None)
+    assert status == _lib.INVALID_ARGUMENT and "loads[3][5]" in _lib.last_error() and len(calls) == 2
 
 
 def test_log2phy_lists_each_experts_slots_in_order_and_checks_capacity(lib):
