@@ -295,3 +295,27 @@ def test_rebalance_log2phy_is_as_wide_as_the_most_replicated_expert(lib):
     for l in range(2):
         for e in range(12):
             assert (log2phy[l, e, : logcnt[l, e]] == np.flatnonzero(phy2log[l] == e)).all()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), -1.0, -5e-324, -1e308])
+def test_load_check_finds_the_first_bad_value_anywhere(lib, bad):
+    """The library's vectorized load check: every kind of bad value, in any block, reported at its first position;
+    -0.0, subnormals and the largest finite value are valid."""
+    rng = np.random.default_rng(17)
+    phy2log = np.empty((21, 64), np.int64)
+    for flat in (0, 511, 512, 21 * 48 - 1, int(rng.integers(0, 21 * 48))):
+        weight = rng.gamma(1.0, 100.0, size=(21, 48))
+        weight.flat[[3, 700, 1000]] = [-0.0, 5e-324, np.finfo(np.float64).max / 1e4]
+        assert _plan_full(lib, weight, phy2log) == _lib.OK, _lib.last_error()
+        weight.flat[flat] = bad
+        if flat + 1 < weight.size:
+            weight.flat[-1] = float("nan")  # a later bad value must not be the one reported
+        assert _plan_full(lib, weight, phy2log) == _lib.INVALID_ARGUMENT
+        l, e = divmod(flat, 48)
+        assert f"loads[{l}][{e}] = " in _lib.last_error()
+
+
+def _plan_full(lib, weight, phy2log):
+    w = np.ascontiguousarray(weight, dtype=np.float64)
+    return lib.wideep_plan(w.ctypes.data, w.shape[0], w.shape[1], b"greedy", 64, 1, 1, 8, 0, None, 0,
+                           phy2log.ctypes.data, None, None)
