@@ -32,13 +32,21 @@ extension DeepSeekPlanner {
             for x in 0..<e { weight[x] = Float(state.load[x]) }
 
             // Step 1: groups → nodes. `mlog2log` numbers experts node-major in packing order.
+            // Each group's float32 sum adds its experts in index order; the groups' sums interleave (member-major)
+            // so that the g addition chains run side by side, with no division per expert.
             for i in 0..<g { groupLoad[i] = 0 }
-            for x in 0..<e { groupLoad[x / groupSize] += weight[x] }
+            for j in 0..<groupSize {
+                var x = j
+                for i in 0..<g {
+                    groupLoad[i] += weight[x]
+                    x &+= groupSize
+                }
+            }
             balancedPacking(groupLoad, count: g, packs: n, pack: groupPack, rank: groupRank, heap: heap, state: state)
-            for x in 0..<e {
-                let grp = x / groupSize
-                let mlog = (Int(groupPack[grp]) * groupsPerNode + Int(groupRank[grp])) * groupSize + x % groupSize
-                mlog2log[mlog] = Int32(x)
+            for grp in 0..<g {
+                let first = grp &* groupSize
+                let base = (Int(groupPack[grp]) &* groupsPerNode &+ Int(groupRank[grp])) &* groupSize
+                for j in 0..<groupSize { mlog2log[base &+ j] = Int32(first &+ j) }
             }
 
             for node in 0..<n {
