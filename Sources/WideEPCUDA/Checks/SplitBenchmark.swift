@@ -2,9 +2,10 @@ import Foundation
 import CUDADriver
 import WideEPCore
 
-/// The GPU balanced split over a set of layers (placement + one batch's counts each): exactness against the CPU twin
-/// and Core, and the time per layer of the GPU kernel (one warp), the previous kernels (level-parallel block, serial)
-/// and Core's CPU split, measured in one run.
+/// The GPU balanced split over a set of layers (placement + one batch's counts each): identity with the CPU twin,
+/// max rank load against Core's (and identity with Core in `.core` stop), and the time per layer of the GPU kernel
+/// (one warp, the chosen stop and Core's), the previous kernels (level-parallel block, serial) and Core's CPU split,
+/// measured in one run.
 public struct SplitBenchmark {
     /// One layer's input.
     public struct Case {
@@ -25,18 +26,24 @@ public struct SplitBenchmark {
         public var cases = 0
         /// Experts whose GPU quotas are negative or do not sum to the count.
         public var conservationErrors = 0
-        /// Replicas whose GPU quota differs from the CPU twin's.
+        /// Replicas whose GPU quota differs from the CPU twin's (both with the benchmark's stop, and with `.core`).
         public var twinMismatches = 0
-        /// Replicas whose GPU quota differs from Core's balanced split.
+        /// Replicas whose GPU quota differs from Core's balanced split (expected with a certified stop: the quotas
+        /// differ, the max rank load stays within its limit).
         public var coreMismatches = 0
-        /// Replicas whose quota from the previous level-parallel kernel differs from the twin's.
+        /// Replicas whose GPU quota with `.core` stop differs from Core's balanced split (must be 0).
+        public var exactCoreMismatches = 0
+        /// Replicas whose quota from the previous level-parallel kernel differs from Core's.
         public var levelsMismatches = 0
         /// Cases run by the one-warp kernel (the others fall back to the level-parallel one).
         public var warpCases = 0
-        /// Largest GPU max rank load / Core max rank load over the cases (≤ 1.01 required).
-        public var worstPeakRatio = 0.0
-        /// Mean levels (barriered rounds per pass) and passes of the schedule, from the twin.
-        public var meanLevels = 0.0, meanPasses = 0.0, meanSteps = 0.0
+        /// Largest and mean GPU max rank load / Core max rank load over the cases (≤ 1.01 required on every case).
+        public var worstPeakRatio = 0.0, meanPeakRatio = 0.0
+        /// Mean levels (barriered rounds per pass, of the last schedule), passes and rounds (levels × passes, both
+        /// schedules) per case, from the twin.
+        public var meanLevels = 0.0, meanPasses = 0.0, meanSteps = 0.0, meanRounds = 0.0
+        /// Cases whose certified passes ended uncertified and ran Core's schedule after them (twin).
+        public var fallbacks = 0
         /// The first case whose GPU quotas differ from the twin's: slot table, counts, GPU and twin quotas.
         public var firstMismatch: String?
     }
@@ -49,8 +56,10 @@ public struct SplitBenchmark {
         public var totalCycles: Double
         /// Effective SM clock over the launches, MHz (cycles / ns).
         public var clockMHz: Double
-        /// Passes and levels per launch.
+        /// Passes and levels (of the last schedule) per launch.
         public var passes: Double, levels: Double
+        /// Launches whose certified passes fell back to Core's schedule.
+        public var fallbacks: Double
         /// Global-timer ns from entry to the last store, per launch.
         public var nanos: Double
         /// Launches the counters saw (0: nothing was recorded, and the other fields mean nothing).
@@ -63,6 +72,9 @@ public struct SplitBenchmark {
         public var gpuEagerMicros: Double
         /// New kernel, CUDA graph of one launch per case, replayed (kernel time plus the gap between kernels).
         public var gpuGraphMicros: Double
+        /// The same kernel with `.core` stop (Core's schedule, identical quotas: the kernel before the certified
+        /// schedule), CUDA graph, same cases.
+        public var coreStopGraphMicros: Double
         /// Previous level-parallel kernel (whole block, a barrier per level), CUDA graph, same cases.
         public var levelsGraphMicros: Double
         /// First serial kernel (warp 0 runs the passes one expert at a time), CUDA graph, same cases.
@@ -79,61 +91,80 @@ public struct SplitBenchmark {
 
     let gpu: GPU
     let kern: CUDAKernels
+    /// The stop of the timed and checked kernel (`.core` is also checked and timed beside it).
+    let stop: SplitStop
     let cases: [Case]
     let tables: [DeviceSplitTables]
     let counts: [DeviceArray<Int32>]
     let quotas: [DeviceArray<Int32>]
 
-    /// Uploads every case's tables and counts (compiling the kernel for each new shape and group width).
-    public init(gpu: GPU, cases: [Case]) throws {
+    /// Uploads every case's tables and counts (compiling the kernel for each new shape and group width); `stop` is the
+    /// one-warp kernel's stop under test.
+    public init(gpu: GPU, cases: [Case], stop: SplitStop = .default) throws {
         precondition(!cases.isEmpty, "at least one case")
         self.gpu = gpu
         self.cases = cases
+        self.stop = stop
         kern = CUDAKernels(gpu: gpu, config: .deepseekV3Mini)
         tables = try cases.map { try DeviceSplitTables(gpu: gpu, placement: $0.placement) }
         counts = try cases.map { try DeviceArray(gpu, $0.counts) }
         quotas = try cases.map { try DeviceArray<Int32>(gpu, count: $0.placement.numSlots) }
     }
 
-    /// Runs every case once (outputs poisoned first) and compares with the twin and Core.
+    /// Runs every case once (outputs poisoned first) with the benchmark's stop and with `.core`, and compares with the
+    /// twin and Core.
     public func check() throws -> Checks {
         var out = Checks()
-        for i in cases.indices { try quotas[i].poison(gpu) }
-        for i in cases.indices { try kern.balancedSplit(counts: counts[i], tables: tables[i], quotas: quotas[i]) }
-        let previous = try cases.map { try DeviceArray<Int32>(gpu, count: $0.placement.numSlots) }
-        for i in cases.indices {
-            try previous[i].poison(gpu)
-            try kern.balancedSplitLevels(counts: counts[i], tables: tables[i], quotas: previous[i])
+        func run(_ body: (Int, DeviceArray<Int32>) throws -> Void) throws -> [DeviceArray<Int32>] {
+            let bufs = try cases.map { try DeviceArray<Int32>(gpu, count: $0.placement.numSlots) }
+            for i in cases.indices { try bufs[i].poison(gpu); try body(i, bufs[i]) }
+            return bufs
         }
+        let fast = try run { try kern.balancedSplit(counts: counts[$0], tables: tables[$0], quotas: $1, stop: stop) }
+        let exact = try run { try kern.balancedSplit(counts: counts[$0], tables: tables[$0], quotas: $1, stop: .core) }
+        let previous = try run { try kern.balancedSplitLevels(counts: counts[$0], tables: tables[$0], quotas: $1) }
         try gpu.synchronize()
-        var levels = 0, passes = 0, steps = 0
+        var levels = 0, passes = 0, steps = 0, rounds = 0, ratios = 0.0
         for (i, c) in cases.enumerated() {
             let pl = c.placement
-            let got = try quotas[i].download(gpu)
-            let twin = SplitReference.solve(counts: c.counts, tables: tables[i].tables, placement: pl)
+            let got = try fast[i].download(gpu), gotExact = try exact[i].download(gpu)
+            let twin = SplitReference.solve(counts: c.counts, tables: tables[i].tables, placement: pl, stop: stop)
+            let twinExact = SplitReference.quotas(counts: c.counts, tables: tables[i].tables, placement: pl, stop: .core)
             let core = ReplicaSplit.quotas(expertCounts: c.counts.map(Int.init), placement: pl, policy: .balanced)
-            let perSlot = SplitTables.slotQuotas(replicaQuotas: got, placement: pl)
+            func vsCore(_ q: [Int32]) -> Int {
+                zip(SplitTables.slotQuotas(replicaQuotas: q, placement: pl), core).filter { Int($0.0) != $0.1 }.count
+            }
             out.conservationErrors += SplitCases.conservationErrors(replicaQuotas: got, counts: c.counts, placement: pl)
+                + SplitCases.conservationErrors(replicaQuotas: gotExact, counts: c.counts, placement: pl)
             let wrong = zip(got, twin.quotas).filter { $0.0 != $0.1 }.count
+                + zip(gotExact, twinExact).filter { $0.0 != $0.1 }.count
             out.twinMismatches += wrong
-            out.levelsMismatches += zip(try previous[i].download(gpu), twin.quotas).filter { $0.0 != $0.1 }.count
+            out.levelsMismatches += vsCore(try previous[i].download(gpu))
             out.warpCases += tables[i].warpTables == nil ? 0 : 1
             if wrong > 0 && out.firstMismatch == nil {
                 out.firstMismatch = "case \(i): ranks \(pl.numRanks) slotExpert \(pl.slotExpert) counts \(c.counts) "
-                    + "gpu \(got) twin \(twin.quotas)"
+                    + "gpu \(got) twin \(twin.quotas) gpu(core) \(gotExact) twin(core) \(twinExact)"
             }
-            out.coreMismatches += zip(perSlot, core).filter { Int($0.0) != $0.1 }.count
+            out.coreMismatches += vsCore(got)
+            out.exactCoreMismatches += vsCore(gotExact)
             let corePeak = ReplicaSplit.rankLoads(quotas: core, placement: pl).max() ?? 0
             let peak = Double(SplitCases.peak(replicaQuotas: got, placement: pl))
-            out.worstPeakRatio = max(out.worstPeakRatio, corePeak > 0 ? peak / corePeak : (peak > 0 ? .infinity : 1))
+            let ratio = corePeak > 0 ? peak / corePeak : (peak > 0 ? .infinity : 1)
+            out.worstPeakRatio = max(out.worstPeakRatio, ratio)
+            ratios += ratio
             levels += twin.levels
             passes += twin.passes
             steps += twin.steps
+            rounds += twin.rounds
+            out.fallbacks += twin.fellBack ? 1 : 0
         }
+        let n = Double(cases.count)
         out.cases = cases.count
-        out.meanLevels = Double(levels) / Double(cases.count)
-        out.meanPasses = Double(passes) / Double(cases.count)
-        out.meanSteps = Double(steps) / Double(cases.count)
+        out.meanPeakRatio = ratios / n
+        out.meanLevels = Double(levels) / n
+        out.meanPasses = Double(passes) / n
+        out.meanSteps = Double(steps) / n
+        out.meanRounds = Double(rounds) / n
         return out
     }
 
@@ -142,14 +173,24 @@ public struct SplitBenchmark {
         let n = Double(rounds * cases.count)
         let eager = try gpu.time(warmup: 2, repeats: repeats) {
             for _ in 0..<rounds {
-                for i in cases.indices { try kern.balancedSplit(counts: counts[i], tables: tables[i], quotas: quotas[i]) }
+                for i in cases.indices {
+                    try kern.balancedSplit(counts: counts[i], tables: tables[i], quotas: quotas[i], stop: stop)
+                }
             }
         }
-        let graph = try CUDAGraph(stream: gpu.stream) {
-            for i in cases.indices { try kern.balancedSplit(counts: counts[i], tables: tables[i], quotas: quotas[i]) }
+        func capture(_ stop: SplitStop) throws -> CUDAGraph {
+            try CUDAGraph(stream: gpu.stream) {
+                for i in cases.indices {
+                    try kern.balancedSplit(counts: counts[i], tables: tables[i], quotas: quotas[i], stop: stop)
+                }
+            }
         }
+        let graph = try capture(stop), coreGraph = try capture(.core)
         let graphMs = try gpu.time(warmup: 2, repeats: repeats) {
             for _ in 0..<rounds { try graph.launch(on: gpu.stream) }
+        }
+        let coreMs = try gpu.time(warmup: 2, repeats: repeats) {
+            for _ in 0..<rounds { try coreGraph.launch(on: gpu.stream) }
         }
         // Compile and warm the previous kernels outside the capture.
         for i in cases.indices {
@@ -193,7 +234,8 @@ public struct SplitBenchmark {
             return (g, l, s, try profile())
         }
         return Timing(
-            gpuEagerMicros: eager * 1000 / n, gpuGraphMicros: graphMs * 1000 / n, levelsGraphMicros: levelsMs * 1000 / n,
+            gpuEagerMicros: eager * 1000 / n, gpuGraphMicros: graphMs * 1000 / n, coreStopGraphMicros: coreMs * 1000 / n,
+            levelsGraphMicros: levelsMs * 1000 / n,
             serialGraphMicros: serialMs * 1000 / n, floorGraphMicros: floorMs * 1000 / n, gpuGraphLoadedMicros: loaded.0 * 1000 / n,
             levelsGraphLoadedMicros: loaded.1 * 1000 / n, serialGraphLoadedMicros: loaded.2 * 1000 / n,
             cpuMicros: cpuMicros(repeats: repeats), profile: idleProfile, loadedProfile: loaded.3)
@@ -203,12 +245,14 @@ public struct SplitBenchmark {
     func profile() throws -> Profile {
         let buf = try DeviceArray<UInt64>(gpu, [UInt64](repeating: 0, count: 6))
         for i in cases.indices {
-            try kern.balancedSplit(counts: counts[i], tables: tables[i], quotas: quotas[i], profile: buf)
+            try kern.balancedSplit(counts: counts[i], tables: tables[i], quotas: quotas[i], stop: stop, profile: buf)
         }
-        let p = try buf.download(gpu).map(Double.init)
+        let raw = try buf.download(gpu), p = raw.map(Double.init)
         let n = max(p[3], 1)
+        // The levels word carries 2^32 per fallback to Core's schedule.
+        let levels = Double(raw[5] & 0xffff_ffff), fallbacks = Double(raw[5] >> 32)
         return Profile(prologueCycles: p[0] / n, totalCycles: p[1] / n, clockMHz: p[1] / max(p[2], 1) * 1000,
-                       passes: p[4] / n, levels: p[5] / n, nanos: p[2] / n, launches: p[3])
+                       passes: p[4] / n, levels: levels / n, fallbacks: fallbacks, nanos: p[2] / n, launches: p[3])
     }
 
     /// Runs `body` while `split_busy` (64 blocks × 256 threads, 1.5 s at most) keeps the card busy on a second

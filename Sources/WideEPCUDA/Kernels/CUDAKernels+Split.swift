@@ -1,6 +1,37 @@
 import CUDADriver
 import WideEPCore
 
+/// When the GPU balanced split (`CUDAKernels.balancedSplit`, its twin `SplitReference.solve`) stops.
+public enum SplitStop: Equatable, Sendable {
+    /// Core's visiting order and stop rules: quotas identical to `ReplicaSplit.quotas(…, policy: .balanced)`.
+    case core
+    /// Passes in the host's conflict coloring that stop once a lower bound proves the max rank load within a factor
+    /// 1 + 2^-shift of the optimum, so of Core's; Core's passes from scratch when they cannot prove it (and for
+    /// placements over `SplitWarpTables.maxCertifiedRanks` ranks). `shift` in 0...30.
+    case certified(shift: Int)
+
+    /// The production default: max rank load within 1 + 2^-8 (0.39%) of the optimum, so at most 1.0039 × Core's.
+    public static let `default` = SplitStop.certified(shift: 8)
+
+    /// The largest max rank load / Core's this stop allows (1 for `core`).
+    public var ratioLimit: Double {
+        switch self {
+        case .core: return 1
+        case .certified(let shift): return 1 + 1 / Double(1 << shift)
+        }
+    }
+
+    /// The kernel's `shift` argument: the tolerance exponent, -1 for `core`.
+    var kernelShift: Int {
+        switch self {
+        case .core: return -1
+        case .certified(let shift):
+            precondition((0...30).contains(shift), "SplitStop.certified: shift \(shift) outside 0...30")
+            return shift
+        }
+    }
+}
+
 extension CUDAKernels {
     /// Passes and stall limit of the balanced split; the same values as Core's `ReplicaSplit.maxBalancedPasses` and
     /// `ReplicaSplit.stallPasses`, so the GPU visits the same states as the CPU.
@@ -57,6 +88,7 @@ extension CUDAKernels {
             "NE": "\(p.numExperts)", "NR": "\(p.numRanks)", "NS": "\(p.numSlots)", "MPL": "\(t.expertsPerLane)",
             "KMAX": "\(t.ranksPerExpert)", "UNROLLK": "\(t.ranksPerExpert <= 8 ? t.ranksPerExpert : 1)",
             "PASSES": "\(splitPasses)", "STALL": "\(splitWarpStallPasses)",
+            "CERTMAXR": "\(SplitWarpTables.maxCertifiedRanks)",
         ]
         return try gpu.kernels.function(
             KernelKey(name: "split_warp.cu", source: SplitWarpSource.source, defines: defines,
@@ -67,14 +99,17 @@ extension CUDAKernels {
     /// Balanced replica split of one batch on the GPU (one block, one launch): per-replica quotas `quotas` (int32
     /// [numSlots], aligned with `placement.replicaSlots`) from the global per-expert `counts` (int32 [E], ≥ 0).
     ///
-    /// The same quotas as `ReplicaSplit.quotas(expertCounts:placement:policy: .balanced)` (per slot there; use
-    /// `SplitTables.slotQuotas` to compare) and as the CPU twin `SplitReference.quotas`. Runs the one-warp kernel
-    /// (`SplitWarpSource`) when the placement has at most 128 multi-rank experts, else the level-parallel one
-    /// (`SplitSource`). Issued on `stream` (the GPU's stream by default); does not synchronize. `profile` (6 zeroed
-    /// u64, or nil) accumulates SM cycles of the prologue and in all, global-timer ns, launches, passes and levels.
+    /// Every expert's quotas sum to its count. With `stop: .core` the quotas are Core's
+    /// `ReplicaSplit.quotas(expertCounts:placement:policy: .balanced)` exactly (per slot there; use
+    /// `SplitTables.slotQuotas` to compare); with the default `.certified(shift: 8)` the max rank load is within
+    /// 1 + 2^-8 of the optimum (so of Core's), proven in the kernel by a lower bound. Either way the quotas equal the
+    /// CPU twin `SplitReference.solve(…, stop:)`. Runs the one-warp kernel (`SplitWarpSource`) when the placement has
+    /// at most 128 multi-rank experts, else the level-parallel one (`SplitSource`, Core's quotas). Issued on `stream`
+    /// (the GPU's stream by default); does not synchronize. `profile` (6 zeroed u64, or nil) accumulates SM cycles of
+    /// the prologue and in all, global-timer ns, launches, passes and levels (+ 2^32 per fallback to Core's passes).
     public func balancedSplit(
-        counts: DeviceArray<Int32>, tables: DeviceSplitTables, quotas: DeviceArray<Int32>, stream: CUDAStream? = nil,
-        profile: DeviceArray<UInt64>? = nil
+        counts: DeviceArray<Int32>, tables: DeviceSplitTables, quotas: DeviceArray<Int32>, stop: SplitStop = .default,
+        stream: CUDAStream? = nil, profile: DeviceArray<UInt64>? = nil
     ) throws {
         guard let packed = tables.packed else {
             try balancedSplitLevels(counts: counts, tables: tables, quotas: quotas, stream: stream, profile: profile)
@@ -84,8 +119,8 @@ extension CUDAKernels {
         try gpu.launch(
             tables.warpFunction, grid: (1, 1, 1), block: (256, 1, 1),
             args: [
-                .ptr(counts.pointer), .ptr(packed.pointer), .int(tables.tables.multiCount), .ptr(quotas.pointer),
-                .ptr(profile?.pointer ?? 0),
+                .ptr(counts.pointer), .ptr(packed.pointer), .int(tables.tables.multiCount), .int(stop.kernelShift),
+                .ptr(quotas.pointer), .ptr(profile?.pointer ?? 0),
             ], name: "balanced_split_warp", on: stream)
     }
 

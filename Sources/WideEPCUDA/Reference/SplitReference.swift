@@ -1,32 +1,44 @@
 import WideEPCore
 
 /// CPU twin of `balanced_split_warp` written the kernel's way, from the same packed `SplitWarpTables`: fixed rank
-/// loads from the single-rank experts' homes, each multi expert's predecessors (earlier in visiting order,
-/// count descending then id) among its conflict mask, levels as the rounds of "all predecessors done", a level's
-/// water-fills from one snapshot of their ranks' loads by position counting, and each pass's squared load sum and
-/// peak over all ranks. These are Core's steps in another order of independent steps, so the quotas equal Core's
-/// `ReplicaSplit` (tests check it without a GPU); the selftest compares the GPU with this twin.
+/// loads from the single-rank experts' homes, then one or both of the kernel's schedules, each a sequence of levels
+/// whose water-fills read and write disjoint ranks, with each pass's squared load sum and peak over all ranks:
+/// - `.certified(shift:)` (placements the kernel certifies: ≤ 128 multi experts, ≤ 128 ranks): the levels are the
+///   tables' colors that hold a non-empty expert; after each pass but the first the prefix lower bound
+///   (`prefixBound`), and the passes stop once the peak is within 1 + 2^-shift of the best bound (or at the
+///   mean/fixed bound). Passes that end otherwise fall back to
+/// - Core's schedule: each multi expert's predecessors (earlier in visiting order, count descending then id) among its
+///   conflict mask, levels as the rounds of "all predecessors done", Core's stop rules, from the fixed loads. These
+///   are Core's steps in another order of independent steps, so the quotas equal Core's `ReplicaSplit`.
+/// The selftest compares the GPU with this twin (identical quotas) and the twin with Core (tests, without a GPU).
 public enum SplitReference {
     /// What one split computed, with the schedule the kernel would run.
     public struct Result: Equatable, Sendable {
         /// Per-replica quotas aligned with `placement.replicaSlots`, int32 [numSlots].
         public var quotas: [Int32]
-        /// Levels of the schedule (barriered rounds per pass).
+        /// Levels (barriered rounds per pass) of the last schedule run.
         public var levels: Int
-        /// Passes run (the last one found nothing to change or met a stop rule).
+        /// Passes run over both schedules (a pass that changed nothing or met a stop rule counts).
         public var passes: Int
+        /// Level rounds run over both schedules (Σ levels × passes).
+        public var rounds: Int
         /// Non-empty multi-rank experts (water-fill steps per pass).
         public var steps: Int
+        /// Whether the certified passes ended without their certificate and Core's schedule ran after them.
+        public var fellBack: Bool
     }
 
     /// Per-replica quotas aligned with `placement.replicaSlots`, int32 [numSlots].
-    public static func quotas(counts: [Int32], tables t: SplitTables, placement p: Placement) -> [Int32] {
-        solve(counts: counts, tables: t, placement: p).quotas
+    public static func quotas(
+        counts: [Int32], tables t: SplitTables, placement p: Placement, stop: SplitStop = .default
+    ) -> [Int32] {
+        solve(counts: counts, tables: t, placement: p, stop: stop).quotas
     }
 
     /// The split and its schedule; `counts` int32 [E], each ≥ 0. `stall`: passes without a lower peak before stopping.
     public static func solve(
-        counts: [Int32], tables t: SplitTables, placement p: Placement, stall: Int = CUDAKernels.splitWarpStallPasses
+        counts: [Int32], tables t: SplitTables, placement p: Placement, stall: Int = CUDAKernels.splitWarpStallPasses,
+        stop: SplitStop = .default
     ) -> Result {
         precondition(counts.count == p.numExperts, "one count per expert")
         for c in counts { precondition(c >= 0, "expert counts must be >= 0") }
@@ -37,58 +49,112 @@ public enum SplitReference {
         // Fixed quotas and rank loads; the total and the lower bound.
         var q = [Int32](repeating: 0, count: nS)
         for i in 0..<nS where tab[i] >= 0 { q[i] = counts[Int(tab[i])] }
-        var load = [Int64](repeating: 0, count: nR)
-        for e in 0..<p.numExperts where tab[offHome + e] >= 0 { load[Int(tab[offHome + e])] += Int64(counts[e]) }
-        let fixedMax = load.max() ?? 0
+        var fixed = [Int64](repeating: 0, count: nR)
+        for e in 0..<p.numExperts where tab[offHome + e] >= 0 { fixed[Int(tab[offHome + e])] += Int64(counts[e]) }
         let cnt = (0..<nM).map { counts[Int(tab[offInfo + $0] & 0xffff)] }
-        let k = (0..<nM).map { Int(tab[offInfo + $0] >> 16) }
-        let total = load.reduce(0, +) + cnt.reduce(Int64(0)) { $0 + Int64($1) }
-        let bound = max((total + Int64(nR) - 1) / Int64(nR), fixedMax)
-        func rank(_ m: Int, _ i: Int) -> Int { Int(tab[offRun + i * mmax + m] >> 16) }
+        let k = (0..<nM).map { Int(tab[offInfo + $0] >> 16 & 0xff) }
+        let total = fixed.reduce(0, +) + cnt.reduce(Int64(0)) { $0 + Int64($1) }
+        let bound = max((total + Int64(nR) - 1) / Int64(nR), fixed.max() ?? 0)
+        let ranks = (0..<nM).map { m in (0..<k[m]).map { Int(tab[offRun + $0 * mmax + m] >> 16) } }
         func replica(_ m: Int, _ i: Int) -> Int { Int(tab[offRun + i * mmax + m] & 0xffff) }
-        // Predecessors and levels.
-        var pred = [[Int]](repeating: [], count: nM)
-        for m in 0..<nM where cnt[m] > 0 {
-            pred[m] = w.conflicts(of: m, placement: p).filter { o in cnt[o] > cnt[m] || (cnt[o] == cnt[m] && o < m) }
-        }
-        var level = [Int](repeating: -1, count: nM)
-        var done = cnt.map { $0 == 0 }
-        var nLevels = 0
-        while done.contains(false) {
-            let ready = (0..<nM).filter { !done[$0] && pred[$0].allSatisfy { done[$0] } }
-            for m in ready { level[m] = nLevels; done[m] = true }
-            nLevels += 1
-        }
-        let buckets = (0..<nLevels).map { l in (0..<nM).filter { level[$0] == l } }
-        // Passes: the water-fills of a level read their ranks' loads, then write them (disjoint ranks).
+        var load = fixed
         var runQ = (0..<nM).map { [Int32](repeating: 0, count: k[$0]) }
-        var bestCost = Int64.max, bestPeak = Int64.max, stalled = 0, passes = 0
-        for _ in 0...CUDAKernels.splitPasses {
-            passes += 1
-            var changed = false
-            for bucket in buckets {
-                for m in bucket {
-                    let lv = (0..<k[m]).map { load[rank(m, $0)] - Int64(runQ[m][$0]) }
-                    let c = Int64(cnt[m])
-                    let fill = k[m] == 2 ? waterFillPair(count: c, loads: lv)
-                        : k[m] <= 4 ? waterFillQuad(count: c, loads: lv) : waterFill(count: c, loads: lv)
-                    for i in 0..<k[m] {
-                        let nq = Int32(truncatingIfNeeded: fill[i])
-                        if nq != runQ[m][i] { changed = true }
-                        runQ[m][i] = nq
-                        load[rank(m, i)] = lv[i] + fill[i]
+        var out = Result(quotas: [], levels: 0, passes: 0, rounds: 0, steps: cnt.filter { $0 > 0 }.count,
+                         fellBack: false)
+        // The passes over `buckets` (levels of multi experts); `shift` certifies (nil: Core's stop rules). Returns
+        // whether a certificate (or the bound) ended them.
+        func passes(_ buckets: [[Int]], certify shift: Int?) -> Bool {
+            var bestCost = Int64.max, bestPeak = Int64.max, bestBound = bound, stalled = 0
+            out.levels = buckets.count
+            for pass in 0...CUDAKernels.splitPasses {
+                out.passes += 1
+                out.rounds += buckets.count
+                var changed = false
+                for bucket in buckets {
+                    for m in bucket {
+                        let lv = (0..<k[m]).map { load[ranks[m][$0]] - Int64(runQ[m][$0]) }
+                        let c = Int64(cnt[m])
+                        let fill = k[m] == 2 ? waterFillPair(count: c, loads: lv)
+                            : k[m] <= 4 ? waterFillQuad(count: c, loads: lv) : waterFill(count: c, loads: lv)
+                        for i in 0..<k[m] {
+                            let nq = Int32(truncatingIfNeeded: fill[i])
+                            if nq != runQ[m][i] { changed = true }
+                            runQ[m][i] = nq
+                            load[ranks[m][i]] = lv[i] + fill[i]
+                        }
                     }
                 }
+                if shift == nil && !changed { return false }
+                let cost = load.reduce(Int64(0)) { $0 &+ $1 &* $1 }, peak = max(0, load.max() ?? 0)
+                if peak <= bound { return true }
+                if let shift {
+                    // Not after the first pass (its fill from the fixed loads is rarely within the tolerance).
+                    if pass > 0 {
+                        bestBound = max(bestBound, prefixBound(loads: load, fixed: fixed, ranks: ranks, counts: cnt))
+                        if peak - bestBound <= bestBound >> Int64(shift) { return true }
+                    }
+                    if !changed { return false }
+                }
+                if cost >= bestCost { return false }
+                bestCost = cost
+                if peak < bestPeak { bestPeak = peak; stalled = 0 } else { stalled += 1 }
+                if stalled >= stall { return false }
             }
-            if !changed { break }
-            let cost = load.reduce(Int64(0)) { $0 &+ $1 &* $1 }, peak = max(0, load.max() ?? 0)
-            if peak <= bound || cost >= bestCost { break }
-            bestCost = cost
-            if peak < bestPeak { bestPeak = peak; stalled = 0 } else { stalled += 1 }
-            if stalled >= stall { break }
+            return false
+        }
+        let certifiable = nM <= SplitWarpTables.maxMultiExperts && nR <= SplitWarpTables.maxCertifiedRanks
+        var done = false
+        if case .certified(let shift) = stop, certifiable {
+            // Levels: the colors holding a non-empty expert, in color order.
+            let used = Set((0..<nM).filter { cnt[$0] > 0 }.map { w.colors[$0] }).sorted()
+            done = passes(used.map { c in (0..<nM).filter { cnt[$0] > 0 && w.colors[$0] == c } }, certify: shift)
+            if !done {
+                out.fellBack = true
+                load = fixed
+                runQ = (0..<nM).map { [Int32](repeating: 0, count: k[$0]) }
+            }
+        }
+        if !done {
+            // Core's order: predecessors and levels.
+            var pred = [[Int]](repeating: [], count: nM)
+            for m in 0..<nM where cnt[m] > 0 {
+                pred[m] = w.conflicts(of: m, placement: p).filter { o in
+                    cnt[o] > cnt[m] || (cnt[o] == cnt[m] && o < m)
+                }
+            }
+            var level = [Int](repeating: -1, count: nM)
+            var isDone = cnt.map { $0 == 0 }
+            var nLevels = 0
+            while isDone.contains(false) {
+                let ready = (0..<nM).filter { !isDone[$0] && pred[$0].allSatisfy { isDone[$0] } }
+                for m in ready { level[m] = nLevels; isDone[m] = true }
+                nLevels += 1
+            }
+            _ = passes((0..<nLevels).map { l in (0..<nM).filter { level[$0] == l } }, certify: nil)
         }
         for m in 0..<nM { for i in 0..<k[m] { q[replica(m, i)] = runQ[m][i] } }
-        return Result(quotas: q, levels: nLevels, passes: passes, steps: cnt.filter { $0 > 0 }.count)
+        out.quotas = q
+        return out
+    }
+
+    /// The kernel's lower bound on every split's max rank load from `loads` [R]: ranks by load descending (ties by
+    /// id); the k heaviest carry their `fixed` loads plus the `counts` of the multi experts whose `ranks` all lie
+    /// among them, so ⌈that / k⌉; the largest over k.
+    static func prefixBound(loads: [Int64], fixed: [Int64], ranks: [[Int]], counts: [Int32]) -> Int64 {
+        let nR = loads.count
+        var pos = [Int](repeating: 0, count: nR)
+        for r in 0..<nR {
+            for j in 0..<nR where loads[j] > loads[r] || (loads[j] == loads[r] && j < r) { pos[r] += 1 }
+        }
+        var bin = [Int64](repeating: 0, count: nR)
+        for r in 0..<nR { bin[pos[r]] = fixed[r] }
+        for (m, rs) in ranks.enumerated() where counts[m] > 0 { bin[rs.map { pos[$0] }.max()!] += Int64(counts[m]) }
+        var sum: Int64 = 0, best: Int64 = 0
+        for i in 0..<nR {
+            sum += bin[i]
+            best = max(best, (sum + Int64(i)) / Int64(i + 1))
+        }
+        return best
     }
 
     /// The kernel's closed-form water-fill of `count` tokens over exactly two ranks with the other experts' `loads`

@@ -14,10 +14,11 @@ struct BenchSplitCommand: ParsableCommand {
         discussion: """
             Each layer is planned (balanced planner) on --stats-json loads (or generated ones), then --samples \
             batches of --tokens × --top-k pairs are drawn from the same loads scaled by a random drift of ±30% per \
-            expert (or from --batch-json). The GPU quotas are checked against the CPU twin and Core (identical \
-            quotas, conservation, max rank load ratio ≤ 1.01); then the µs per layer of the kernel (CUDA graph of one \
-            launch per layer, and back-to-back launches), the previous GPU kernels (level-parallel block, serial) and \
-            Core's CPU split on this host; \
+            expert (or from --batch-json). The GPU quotas are checked against the CPU twin (identical), conservation, \
+            the max rank load against Core's (≤ 1.01 on every batch; max and mean printed) and, with Core's stop, \
+            identity with Core; then the µs per layer of the kernel (CUDA graph of one launch per layer, and \
+            back-to-back launches), the same kernel with Core's stop, the previous GPU kernels (level-parallel block, \
+            serial) and Core's CPU split on this host; \
             the graphs again while a load kernel keeps 64 SMs busy (the clocks of a serving card); and the kernel's own \
             SM cycles and clock (clock64 / globaltimer).
             """)
@@ -44,6 +45,9 @@ struct BenchSplitCommand: ParsableCommand {
     var `repeat`: Int = 11
     @Option(help: "Seed of the drift, the batches and the generated loads.")
     var seed: UInt64 = 1
+    @Option(name: .customLong("stop-shift"),
+            help: "The kernel's certified stop: max rank load within 1 + 2^-N of the optimum (0...30); -1: Core's stop.")
+    var stopShift: Int = 8
     @Option(help: "CUDA device ordinal.")
     var gpu: Int = 0
     @Flag(help: "Print JSON instead of a table.")
@@ -57,6 +61,7 @@ struct BenchSplitCommand: ParsableCommand {
         var epSize: Int
         var slots: Int
         var tokens: Int
+        var stopShift: Int
         var checks: SplitBenchmark.Checks
         var timing: SplitBenchmark.Timing
         var targetMicros: Double
@@ -68,6 +73,9 @@ struct BenchSplitCommand: ParsableCommand {
         }
         guard tokens >= 1 && topK >= 1 && samples >= 1 && `repeat` >= 1 && layers >= 1 else {
             throw ValidationError("--tokens, --top-k, --samples, --repeat and --layers must be >= 1")
+        }
+        guard (-1...30).contains(stopShift) else {
+            throw ValidationError("--stop-shift (\(stopShift)) must be in -1...30 (-1: Core's stop)")
         }
     }
 
@@ -98,15 +106,18 @@ struct BenchSplitCommand: ParsableCommand {
         }
         let device = try GPU(ordinal: gpu)
         CLIOutput.progress("bench split: \(cases.count) batches on \(device.name): checking, then timing")
-        let bench = try SplitBenchmark(gpu: device, cases: cases)
+        let stop: SplitStop = stopShift < 0 ? .core : .certified(shift: stopShift)
+        let bench = try SplitBenchmark(gpu: device, cases: cases, stop: stop)
         let checks = try bench.check()
         let timing = try bench.time(repeats: `repeat`)
         let result = Result(
             source: statsJSON ?? "generated (seed \(seed))", device: device.name, layers: loads.count, epSize: epSize,
-            slots: slots, tokens: tokens, checks: checks, timing: timing, targetMicros: 10)
+            slots: slots, tokens: tokens, stopShift: stopShift, checks: checks, timing: timing, targetMicros: 10)
         if json { try CLIOutput.printJSON(result) } else { print(Self.report(result)) }
         if let m = checks.firstMismatch { CLIOutput.progress("bench split: first mismatch: \(m)") }
-        if checks.conservationErrors + checks.twinMismatches + checks.levelsMismatches > 0 || !(checks.worstPeakRatio <= 1.01) {
+        if checks.conservationErrors + checks.twinMismatches + checks.exactCoreMismatches + checks.levelsMismatches > 0
+            || !(checks.worstPeakRatio <= 1.01)
+        {
             throw ExitCode(1)
         }
     }
@@ -119,8 +130,10 @@ struct BenchSplitCommand: ParsableCommand {
             table.append([name, String(format: "%.2f", us), String(format: "%.2f×", t.cpuMicros / us),
                           us <= r.targetMicros ? "met" : "missed"])
         }
-        row("GPU one-warp (CUDA graph)", t.gpuGraphMicros)
-        row("GPU one-warp (launches)", t.gpuEagerMicros)
+        let stop = r.stopShift < 0 ? "Core's stop" : "certified 2^-\(r.stopShift)"
+        row("GPU one-warp, \(stop) (CUDA graph)", t.gpuGraphMicros)
+        row("GPU one-warp, \(stop) (launches)", t.gpuEagerMicros)
+        row("GPU one-warp, Core's stop (CUDA graph)", t.coreStopGraphMicros)
         row("GPU level-parallel, previous (CUDA graph)", t.levelsGraphMicros)
         row("GPU serial, first (CUDA graph)", t.serialGraphMicros)
         row("GPU one-warp, loaded card (graph)", t.gpuGraphLoadedMicros)
@@ -131,18 +144,21 @@ struct BenchSplitCommand: ParsableCommand {
         func prof(_ p: SplitBenchmark.Profile) -> String {
             guard p.launches > 0 else { return "not recorded (the counters read 0)" }
             return String(format: "%.0f cycles (prologue %.0f) at %.0f MHz, %.2f µs by the global timer; %.1f passes × "
-                          + "%.1f levels", p.totalCycles, p.prologueCycles, p.clockMHz, p.nanos / 1000, p.passes,
-                          p.levels)
+                          + "%.1f levels, %.0f fallbacks", p.totalCycles, p.prologueCycles, p.clockMHz, p.nanos / 1000,
+                          p.passes, p.levels, p.fallbacks)
         }
         return """
             bench split on \(r.device): \(r.source), \(r.layers) layers, \(c.cases) batches of \(r.tokens) tokens; \
             \(r.slots) slots on \(r.epSize) ranks
             \(CLIOutput.table(table))
-            checks: conservation errors \(c.conservationErrors), quotas ≠ twin \(c.twinMismatches), quotas ≠ Core \
-            \(c.coreMismatches), level-parallel kernel ≠ twin \(c.levelsMismatches), one-warp kernel on \(c.warpCases) \
-            of \(c.cases), worst max rank load / Core \(String(format: "%.4f", c.worstPeakRatio)) (≤ 1.01); \
-            schedule: \(String(format: "%.1f", c.meanSteps)) water-fills in \(String(format: "%.1f", c.meanLevels)) \
-            levels per pass, \(String(format: "%.1f", c.meanPasses)) passes (means)
+            checks: conservation errors \(c.conservationErrors), quotas ≠ twin \(c.twinMismatches), Core's stop ≠ \
+            Core \(c.exactCoreMismatches), level-parallel kernel ≠ Core \(c.levelsMismatches), one-warp kernel on \
+            \(c.warpCases) of \(c.cases); quotas ≠ Core \(c.coreMismatches) (\(stop))
+            max rank load / Core (\(stop)): worst \(String(format: "%.4f", c.worstPeakRatio)) (≤ 1.01), mean \
+            \(String(format: "%.5f", c.meanPeakRatio)); fallbacks to Core's schedule \(c.fallbacks) of \(c.cases)
+            schedule: \(String(format: "%.1f", c.meanSteps)) water-fills, \(String(format: "%.1f", c.meanLevels)) \
+            levels per pass, \(String(format: "%.2f", c.meanPasses)) passes, \(String(format: "%.1f", c.meanRounds)) \
+            level rounds (means per batch)
             kernel profile (mean per launch): idle card \(prof(t.profile)); loaded card \(prof(t.loadedProfile))
             """
     }
