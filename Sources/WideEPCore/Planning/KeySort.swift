@@ -1,15 +1,16 @@
 /// Sorting of packed 64-bit keys for the planners' hot paths.
 ///
-/// A least-significant-digit radix sort on the high 32 bits (8-bit digits; a digit every key shares is skipped),
-/// then an insertion pass that orders keys whose high halves tie. Branches hardly depend on the data, which matters
+/// A least-significant-digit radix sort on the high 32 bits (8-bit digits; a digit every key shares is skipped, and
+/// the low digits are skipped when the upper ones already spread the keys over buckets of at most `fewTies`), then an
+/// insertion pass that orders keys whose high halves tie (or that share their upper digits' buckets). Branches hardly depend on the data, which matters
 /// more than the operation count here: a comparison sort of a layer's 256 fresh keys mispredicts about every other
 /// comparison and takes several times longer. Linear time when the high halves are distinct (the insertion pass then
 /// only checks neighbours); keys that tie in their high halves are ordered by insertion.
 enum KeySort {
     /// Sorts `keys[0..<n]` in descending order.
     ///
-    /// Keys equal in their high 32 bits keep their input order before the final insertion pass, which orders them by
-    /// their low bits; equal keys keep no particular order (the planners' keys embed an id, so they never tie).
+    /// The final insertion pass orders keys whose radix-sorted digits tie by their remaining bits; equal keys keep no
+    /// particular order (the planners' keys embed an id, so they never tie).
     static func descending(_ keys: UnsafeMutablePointer<UInt64>, count n: Int) {
         if n < 2 { return }
         if n > 32 {
@@ -20,7 +21,15 @@ enum KeySort {
         insertionDescending(keys, count: n)
     }
 
-    /// Stable LSD radix sort, descending, on bits 32..<64 only.
+    /// Most keys per bucket of a digit for which the radix sort leaves the digits below it to the insertion pass.
+    static let fewTies: UInt32 = 4
+
+    /// Longest input for which the radix sort considers skipping low digits (on longer inputs the buckets rarely
+    /// stay that small and the extra bookkeeping does not pay).
+    static let shortInput = 128
+
+    /// LSD radix sort, descending, on bits 32..<64 (or only their upper digits, see `fewTies`); the insertion pass
+    /// after it finishes the order.
     private static func radixHighHalfDescending(
         _ keys: UnsafeMutablePointer<UInt64>, count n: Int, scratch: UnsafeMutablePointer<UInt64>
     ) {
@@ -29,15 +38,37 @@ enum KeySort {
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 4 * 256) { countBuffer in
             let counts = countBuffer.baseAddress!
             counts.initialize(repeating: 0, count: 4 * 256)
-            for i in 0..<n {
-                let k = keys[i]
-                counts[Int((k >> 32) & 0xFF)] &+= 1
-                counts[256 &+ Int((k >> 40) & 0xFF)] &+= 1
-                counts[512 &+ Int((k >> 48) & 0xFF)] &+= 1
-                counts[768 &+ Int(k >> 56)] &+= 1
+            var firstDigit = 0
+            if n <= shortInput {
+                // The fullest bucket of digits 1 and 2 (bits 40..<48, 48..<56).
+                var most1: UInt32 = 0, most2: UInt32 = 0
+                for i in 0..<n {
+                    let k = keys[i]
+                    counts[Int((k >> 32) & 0xFF)] &+= 1
+                    let c1 = counts[256 &+ Int((k >> 40) & 0xFF)] &+ 1
+                    counts[256 &+ Int((k >> 40) & 0xFF)] = c1
+                    let c2 = counts[512 &+ Int((k >> 48) & 0xFF)] &+ 1
+                    counts[512 &+ Int((k >> 48) & 0xFF)] = c2
+                    counts[768 &+ Int(k >> 56)] &+= 1
+                    most1 = max(most1, c1)
+                    most2 = max(most2, c2)
+                }
+                // Keys that share a bucket of digit d share it also in the digits above, so when no bucket of digit
+                // d holds more than `fewTies` keys, the passes from d up leave only short runs of keys out of order,
+                // which the insertion pass after this sort orders cheaply: the lower passes (a 256-bucket prefix sum
+                // and a scatter each, costly next to a few dozen keys) can be skipped.
+                firstDigit = most2 <= fewTies ? 2 : most1 <= fewTies ? 1 : 0
+            } else {
+                for i in 0..<n {
+                    let k = keys[i]
+                    counts[Int((k >> 32) & 0xFF)] &+= 1
+                    counts[256 &+ Int((k >> 40) & 0xFF)] &+= 1
+                    counts[512 &+ Int((k >> 48) & 0xFF)] &+= 1
+                    counts[768 &+ Int(k >> 56)] &+= 1
+                }
             }
             var src = keys, dst = scratch
-            for d in 0..<4 {
+            for d in firstDigit..<4 {
                 let bucket = counts + d &* 256
                 let shift = UInt64(32 &+ d &* 8)
                 // A digit every key shares leaves the order unchanged.
