@@ -172,11 +172,15 @@ extension PackingState {
     /// it trades one slot with a rank holding two or more replicated slots, choosing the closest weights.
     func spreadFlexibility(cap: Double) {
         let p = slotsPerRank, nR = numRanks
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: nR + numSlots) { buffer in
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: nR + 2 * numSlots) { buffer in
             let flex = buffer.baseAddress!
             let candidates = flex + nR
-            for r in 0..<nR { flex[r] = 0 }
-            for s in 0..<numSlots where count[Int(slotExpert[s])] > 1 { flex[s / p] &+= 1 }
+            let candidateRank = candidates + numSlots
+            for r in 0..<nR {
+                var f: Int32 = 0
+                for s in (r &* p)..<((r &+ 1) &* p) where count[Int(slotExpert[s])] > 1 { f &+= 1 }
+                flex[r] = f
+            }
             var rigid = false
             for r in 0..<nR where flex[r] == 0 { rigid = true }
             guard rigid else { return }
@@ -186,6 +190,7 @@ extension PackingState {
             for b in 0..<nR where flex[b] >= 2 {
                 for j in (b &* p)..<((b &+ 1) &* p) where count[Int(slotExpert[j])] > 1 {
                     candidates[nc] = Int32(j)
+                    candidateRank[nc] = Int32(b)
                     nc &+= 1
                 }
             }
@@ -196,7 +201,7 @@ extension PackingState {
                 let la = rankLoad[a]
                 for c in 0..<nc {
                     let j = Int(candidates[c])
-                    let b = j / p
+                    let b = Int(candidateRank[c])
                     let ej = slotExpert[j]
                     if flex[b] < 2 || count[Int(ej)] <= 1 { continue }
                     let wj = slotWeight[j], lb = rankLoad[b]
