@@ -84,7 +84,15 @@ final class PlanningPool {
     }
 
     /// Starts threads until `count` exist (fewer if the system refuses); returns how many exist. Call with the lock.
+    ///
+    /// The threads start with every signal blocked (they inherit the mask in force here), so the host's signal
+    /// handlers (Python's, for one) keep running on the host's own threads.
     func ensureThreads(_ count: Int) -> Int {
+        guard threads < count else { return threads }
+        var all = sigset_t(), saved = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_SETMASK, &all, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
         while threads < count {
             let index = threads + 1
             guard Self.startThread(index: index) else { break }

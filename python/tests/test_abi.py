@@ -1,7 +1,11 @@
 """The C ABI itself: status codes, thread-local errors, capacity checks, library discovery."""
 
 import ctypes
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -319,3 +323,30 @@ def _plan_full(lib, weight, phy2log):
     w = np.ascontiguousarray(weight, dtype=np.float64)
     return lib.wideep_plan(w.ctypes.data, w.shape[0], w.shape[1], b"greedy", 64, 1, 1, 8, 0, None, 0,
                            phy2log.ctypes.data, None, None)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_planning_threads_block_signals_so_the_host_handles_them(lib):
+    """The library's planning threads outlive a call; signals (SIGINT for Python's KeyboardInterrupt) must keep going
+    to the host's threads, so the planning threads block them all."""
+    code = f"""
+import os, sys, signal
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+import numpy as np
+from wideep import eplb
+def tasks():
+    return set(os.listdir("/proc/self/task"))
+before = tasks()
+eplb.rebalance_experts(np.random.default_rng(1).integers(0, 1000, (24, 32)), 48, 4, 2, 8)
+new = tasks() - before
+assert len(new) >= 2, new
+for t in new:
+    line = next(l for l in open(f"/proc/self/task/{{t}}/status") if l.startswith("SigBlk:"))
+    mask = int(line.split()[1], 16)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+        assert mask >> (sig - 1) & 1, (t, hex(mask), sig)
+print("ok")
+"""
+    env = dict(os.environ, WIDEEP_NUM_THREADS="3", WIDEEP_LIB=_lib.path())
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
