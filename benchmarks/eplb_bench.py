@@ -13,7 +13,8 @@ GPUs, hierarchical policy) and EP72 (9 nodes, global policy: 8 groups do not div
   drift; each planner plans on the first half of the steps and is judged on every step of the
   second half. (max - mean) / mean of GPU loads, mean and p99 over (layer, step).
 
-Usage: WIDEEP_LIB=.build/release/libwideep.so python3 benchmarks/eplb_bench.py [--steps 64] [--json out.json]
+Usage: WIDEEP_LIB=.build/release/libwideep.so python3 benchmarks/eplb_bench.py [--steps 64] [--threads 1,16]
+       [--json out.json]
 """
 
 from __future__ import annotations
@@ -127,40 +128,54 @@ def main() -> int:
     ap.add_argument("--drift", type=float, default=0.02, help="per-step sigma of the log popularity walk")
     ap.add_argument("--repeats", type=int, default=7, help="timed repetitions (median reported)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--threads", type=lambda t: [int(x) for x in t.split(",")],
+                    help="comma-separated planning thread counts to time, e.g. 1,4,16 (each sets WIDEEP_NUM_THREADS; "
+                         "default: the environment's setting, else all cores)")
     args = ap.parse_args()
     if args.steps < 2:
         ap.error("--steps must be >= 2")
+    if args.threads is not None and any(t < 1 for t in args.threads):
+        ap.error("--threads takes positive counts, e.g. 1,4,16")
 
     log(f"libwideep: {_lib.path()} (version {_lib.load().wideep_version().decode()})")
     profs = profiles()
     first = next(iter(profs.values()))
     results = {"timing": [], "imbalance": []}
 
-    threads = os.environ.get("WIDEEP_NUM_THREADS") or f"{os.cpu_count()} (all cores)"
     cell = lambda t: f"{t[0] * 1e3:.2f} ms ({t[1] * 1e3:.2f})"  # noqa: E731
-    for mode in ("back-to-back", "interleaved"):
-        print(f"## Planning time ({mode}), 58 layers x 256 experts, 288 physical experts; best of {args.repeats} "
-              f"(median in brackets); wideep threads: {threads}; load average {os.getloadavg()[0]:.1f}")
-        print(f"{'config':<6} {'numpy reference':>22} {'wideep deepseek':>22} {'x':>6} "
-              f"{'wideep balanced':>22} {'x':>6}")
-        for name, (replicas, groups, nodes, gpus) in CONFIGS.items():
-            log(f"timing {name} ({mode}) ...")
-            weight = first
-            fns = [
-                lambda: reference.rebalance_experts(weight, replicas, groups, nodes, gpus),
-                lambda: eplb.rebalance_experts(weight, replicas, groups, nodes, gpus, policy="deepseek"),
-                lambda: eplb.rebalance_experts(weight, replicas, groups, nodes, gpus),
-            ]
-            if mode == "back-to-back":
-                t_ref, t_ds, t_bal = (timed(fn, args.repeats) for fn in fns)
-            else:
-                t_ref, t_ds, t_bal = timed_interleaved(fns, args.repeats)
-            print(f"{name:<6} {cell(t_ref):>22} {cell(t_ds):>22} {t_ref[0] / t_ds[0]:>5.1f}x "
-                  f"{cell(t_bal):>22} {t_ref[0] / t_bal[0]:>5.1f}x")
-            results["timing"].append(dict(
-                config=name, mode=mode, numpy_ref_ms=t_ref[0] * 1e3, wideep_deepseek_ms=t_ds[0] * 1e3,
-                wideep_balanced_ms=t_bal[0] * 1e3, threads=threads))
-        print()
+    # Planning threads to time: the environment's WIDEEP_NUM_THREADS (or all cores) unless --threads lists some.
+    thread_settings = [os.environ.get("WIDEEP_NUM_THREADS")] if args.threads is None else args.threads
+    for setting in thread_settings:
+        if setting is None:
+            os.environ.pop("WIDEEP_NUM_THREADS", None)
+        else:
+            os.environ["WIDEEP_NUM_THREADS"] = str(setting)
+        threads = str(setting) if setting is not None else f"{len(os.sched_getaffinity(0))} (all cores)"
+        for mode in ("back-to-back", "interleaved"):
+            print(f"## Planning time ({mode}), 58 layers x 256 experts, 288 physical experts; best of {args.repeats} "
+                  f"(median in brackets); wideep threads: {threads}; load average {os.getloadavg()[0]:.1f}")
+            print(f"{'config':<6} {'numpy reference':>22} {'wideep deepseek':>22} {'x':>6} "
+                  f"{'wideep balanced':>22} {'x':>6}")
+            for name, (replicas, groups, nodes, gpus) in CONFIGS.items():
+                log(f"timing {name} ({mode}, threads {threads}) ...")
+                weight = first
+                fns = [
+                    lambda: reference.rebalance_experts(weight, replicas, groups, nodes, gpus),
+                    lambda: eplb.rebalance_experts(weight, replicas, groups, nodes, gpus, policy="deepseek"),
+                    lambda: eplb.rebalance_experts(weight, replicas, groups, nodes, gpus),
+                ]
+                if mode == "back-to-back":
+                    t_ref, t_ds, t_bal = (timed(fn, args.repeats) for fn in fns)
+                else:
+                    t_ref, t_ds, t_bal = timed_interleaved(fns, args.repeats)
+                print(f"{name:<6} {cell(t_ref):>22} {cell(t_ds):>22} {t_ref[0] / t_ds[0]:>5.1f}x "
+                      f"{cell(t_bal):>22} {t_ref[0] / t_bal[0]:>5.1f}x")
+                results["timing"].append(dict(
+                    config=name, mode=mode, numpy_ref_ms=t_ref[0] * 1e3, wideep_deepseek_ms=t_ds[0] * 1e3,
+                    wideep_balanced_ms=t_bal[0] * 1e3, threads=threads))
+            print()
+    if args.threads is not None:
+        os.environ.pop("WIDEEP_NUM_THREADS", None)
 
     half = args.steps // 2
     print(f"## Realized imbalance (max-mean)/mean, plan on steps [0,{half}), judged on steps [{half},{args.steps}); "

@@ -9,7 +9,9 @@
   -1, where ``X = logcnt.max()`` (rows list physical ids in ascending order);
 * ``logcnt [layers, experts]`` int64: replicas per logical expert (always >= 1).
 
-Torch tensors in give CPU torch tensors out; anything else gives numpy arrays.
+Torch tensors in give CPU torch tensors out; anything else gives numpy arrays. Every call returns new arrays; their
+memory may come from earlier results that are no longer referenced anywhere (see ``_outputs``), which spares page
+faults.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _lib
+from . import _lib, _outputs
 
 __all__ = ["POLICIES", "rebalance_experts", "imbalance", "split", "ImbalanceReport"]
 
@@ -111,7 +113,7 @@ _pending = threading.local()
 @_lib.LOG2PHY_ALLOCATOR
 def _allocate_log2phy(_context, width):
     try:
-        a = np.empty(_pending.shape + (width,), dtype=np.int64)
+        a = _outputs.empty_int64(_pending.shape + (width,))
     except BaseException as exc:  # noqa: BLE001 - re-raised by rebalance_experts after the call returns
         _pending.error = exc
         return None
@@ -164,8 +166,8 @@ def rebalance_experts(weight, num_replicas: int, num_groups: int, num_nodes: int
         current_ids = _ids(current, "current", (layers, num_replicas))
 
     lib = _lib.load()
-    phy2log = np.empty((layers, num_replicas), dtype=np.int64)
-    logcnt = np.empty((layers, experts), dtype=np.int64)
+    phy2log = _outputs.empty_int64((layers, num_replicas))
+    logcnt = _outputs.empty_int64((layers, experts))
     # One call: the library plans every layer, then asks _allocate_log2phy for log2phy as wide as the most
     # replicated expert and fills it on its threads.
     pending = _pending
