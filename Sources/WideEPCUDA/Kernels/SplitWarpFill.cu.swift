@@ -7,9 +7,10 @@
 /// Two ranks take a closed form: with d the heavier load minus the lighter (ties: run order 0 is the lighter), the
 /// heavier gets ⌊(c − d) / 2⌋ when d < c, the lighter the rest (`SplitReference.waterFillPair`). Three or four ranks
 /// take the general fill's steps on four fixed entries (`SplitReference.waterFillQuad`: a 5-exchange sorting network
-/// on the keys load·32 + run index, the prefix test unrolled, divisors 1…4 as constants). More ranks take the general
-/// fill (KMAX keys sorted in registers by odd-even transposition, the level from prefix sums, each rank's share by
-/// two key compares). A warp runs a path only when one of its lanes needs it.
+/// on the keys load·32 + run index, the prefix test unrolled, divisors 1…4 as constants); in a level that has such
+/// an expert, the two-rank experts take it too (absent entries keyed last), so the warp runs one path, not both.
+/// More ranks take the general fill (KMAX keys sorted in registers by odd-even transposition, the level from prefix
+/// sums, each rank's share by two key compares). A warp runs a path only when one of its lanes needs it.
 ///
 /// Also opens the kernel's source: its types and derived defines (table offsets of `SplitWarpTables`, the certified
 /// schedule's rank limit). Uses the defines of `SplitWarpSource` (NR, KMAX, UNROLLK, CERTMAXR) and runs in integer
@@ -56,11 +57,13 @@ __device__ __forceinline__ void stats(const i64* sL, int lane, u64& cost, i64& p
 }
 
 // Re-fills one expert of count cnt on its k ranks (run entries: replica | rank << 16; entries past k repeat the
-// first) given the loads sL; q holds its old quotas and gets the new ones. Returns whether a quota changed.
+// first) given the loads sL; q holds its old quotas and gets the new ones. `quad` (warp-uniform: some lane of the
+// level has three or four ranks) sends two-rank experts through the three/four-rank fill too, so the warp runs one
+// path instead of both. Returns whether a quota changed.
 template <typename T>
-__device__ __forceinline__ bool fill(T* sL, const int (&run)[KMAX], int k, int cnt, int (&q)[KMAX]) {
+__device__ __forceinline__ bool fill(T* sL, const int (&run)[KMAX], int k, int cnt, int (&q)[KMAX], bool quad) {
     const T c = (T)cnt;
-    if (KMAX == 2 || k == 2) {
+    if (KMAX == 2 || (k == 2 && !quad)) {
         // Two ranks in closed form (Core's fill exactly): with d = heavier - lighter load (ties: run order 0 is the
         // lighter), the heavier rank joins when d < c and gets floor((c - d) / 2), the lighter the rest (it also
         // takes the odd remainder token).
@@ -78,15 +81,16 @@ __device__ __forceinline__ bool fill(T* sL, const int (&run)[KMAX], int k, int c
         return changed;
     }
     if (KMAX >= 4 && k <= 4) {
-        // Three or four ranks: the general fill below with four fixed entries (a 5-exchange sorting network on the
-        // same keys, the prefix test unrolled, constant divisors), so the same quotas.
+        // Two to four ranks: the general fill below with four fixed entries (a 5-exchange sorting network on the
+        // same keys, absent entries keyed last, the prefix test unrolled, constant divisors), so the same quotas.
+        // An absent entry's load (MAXKEY >> 5: 2^26 - 1 in int, whose batches have < 2^26 tokens) never joins.
         const int r0 = run[0] >> 16, r1 = run[1] >> 16, r2 = run[J2] >> 16, r3 = run[J3] >> 16;
-        const int q3o = q[J3];
-        const T L0 = sL[r0] - (T)q[0], L1 = sL[r1] - (T)q[1], L2 = sL[r2] - (T)q[J2];
-        const bool four = k == 4;
-        const T L3 = four ? sL[r3] - (T)q3o : (T)0;
-        const T k0 = L0 << 5, k1 = (L1 << 5) | (T)1, k2 = (L2 << 5) | (T)2;
-        const T k3 = four ? (L3 << 5) | (T)3 : MAXKEY(T);
+        const int q2o = q[J2], q3o = q[J3];
+        const bool three = k >= 3, four = k == 4;
+        const T L0 = sL[r0] - (T)q[0], L1 = sL[r1] - (T)q[1];
+        const T L2 = three ? sL[r2] - (T)q2o : (T)0, L3 = four ? sL[r3] - (T)q3o : (T)0;
+        const T k0 = L0 << 5, k1 = (L1 << 5) | (T)1;
+        const T k2 = three ? (L2 << 5) | (T)2 : MAXKEY(T), k3 = four ? (L3 << 5) | (T)3 : MAXKEY(T);
         T s0 = min(k0, k1), s1 = max(k0, k1), s2 = min(k2, k3), s3 = max(k2, k3);
         { const T a = min(s0, s2), b = max(s0, s2); s0 = a; s2 = b; }
         { const T a = min(s1, s3), b = max(s1, s3); s1 = a; s3 = b; }
@@ -101,15 +105,14 @@ __device__ __forceinline__ bool fill(T* sL, const int (&run)[KMAX], int k, int c
         const T kRem = rem == 0 ? (T)-1 : rem == 1 ? s0 : rem == 2 ? s1 : s2;
         const int n0 = k0 <= kIn ? (int)(base - L0) + (k0 <= kRem ? 1 : 0) : 0;
         const int n1 = k1 <= kIn ? (int)(base - L1) + (k1 <= kRem ? 1 : 0) : 0;
-        const int n2 = k2 <= kIn ? (int)(base - L2) + (k2 <= kRem ? 1 : 0) : 0;
+        const int n2 = three && k2 <= kIn ? (int)(base - L2) + (k2 <= kRem ? 1 : 0) : 0;
         const int n3 = four && k3 <= kIn ? (int)(base - L3) + (k3 <= kRem ? 1 : 0) : 0;
-        const bool changed = (n0 != q[0]) | (n1 != q[1]) | (n2 != q[J2]) | (n3 != q3o);
+        const bool changed = (n0 != q[0]) | (n1 != q[1]) | (n2 != q2o) | (n3 != q3o);
         q[0] = n0;
         q[1] = n1;
-        q[J2] = n2;
         sL[r0] = L0 + (T)n0;
         sL[r1] = L1 + (T)n1;
-        sL[r2] = L2 + (T)n2;
+        if (three) { q[J2] = n2; sL[r2] = L2 + (T)n2; }
         if (four) { q[J3] = n3; sL[r3] = L3 + (T)n3; }
         return changed;
     }
