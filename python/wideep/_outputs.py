@@ -29,17 +29,20 @@ _live: dict[int, tuple[weakref.ref, np.ndarray]] = {}
 
 def _recycle(ref: weakref.ref) -> None:
     # Runs when the exporter dies (any thread, under the GIL): list and dict operations here are atomic.
-    entry = _live.pop(id(ref), None)
-    if entry is None:
-        return
-    back = entry[1]
-    blocks = _free.get(back.nbytes)
-    if blocks is None:
-        if len(_free) >= MAX_SIZES:
+    try:
+        entry = _live.pop(id(ref), None)
+        if entry is None:
             return
-        blocks = _free.setdefault(back.nbytes, [])
-    if len(blocks) < MAX_FREE_PER_SIZE:
-        blocks.append(back)
+        back = entry[1]
+        blocks = _free.get(back.nbytes)
+        if blocks is None:
+            if len(_free) >= MAX_SIZES:
+                return
+            blocks = _free.setdefault(back.nbytes, [])
+        if len(blocks) < MAX_FREE_PER_SIZE:
+            blocks.append(back)
+    except (AttributeError, TypeError):  # interpreter exit: module globals already cleared; nothing to keep
+        return
 
 
 def empty_int64(shape: tuple[int, ...]) -> np.ndarray:

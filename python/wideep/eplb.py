@@ -182,6 +182,8 @@ def rebalance_experts(weight, num_replicas: int, num_groups: int, num_nodes: int
     if error is not None:
         raise error
     _lib.check(status)
+    if log2phy is None:
+        raise RuntimeError("libwideep returned without allocating log2phy")
     return _torch_like(weight, phy2log, log2phy, logcnt)
 
 
