@@ -19,12 +19,19 @@ final class LayerJob {
         case fill(Int)
     }
 
+    /// Layers to plan (L).
     let layers: Int
+    /// Logical experts per layer (E).
     let numExperts: Int
+    /// What every layer is planned for.
     let request: PlannerRequest
+    /// Expert loads, [L, E], already checked.
     let loads: UnsafePointer<Double>
+    /// The placement in use per layer (migration-aware re-planning), or nil.
     let current: [Placement]?
+    /// Output: the expert of each slot, [L, S].
     let phy2log: UnsafeMutablePointer<Int64>
+    /// Output: replicas per expert, [L, E], or nil.
     let logcnt: UnsafeMutablePointer<Int64>?
     /// Largest replica count of each layer, [layers], when the fill phase is wanted.
     private let widths: UnsafeMutablePointer<Int64>?

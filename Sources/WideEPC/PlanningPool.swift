@@ -26,6 +26,7 @@ final class PlanningPool {
     /// a few KiB (Swift moves larger ones to the heap when the stack is short).
     static let stackBytes = 2 << 20
 
+    /// Guards the fields below and every counter of the current `LayerJob`.
     let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// Signalled when a job is posted or opens its fill phase.
     let workCond: UnsafeMutablePointer<pthread_cond_t>
@@ -70,7 +71,9 @@ final class PlanningPool {
         pthread_cond_init(done, nil)
     }
 
+    /// Takes `mutex`.
     @inline(__always) func lock() { pthread_mutex_lock(mutex) }
+    /// Releases `mutex`.
     @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
 
     /// The child of a fork has none of the parent's pool threads: forget them (their workspaces leak, once) and
