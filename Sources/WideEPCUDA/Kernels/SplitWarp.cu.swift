@@ -10,10 +10,10 @@
 /// Two schedules (`shift` ≥ 0 and NR ≤ CERTMAXR: the first, else only the second):
 /// - **Certified colored passes**: the levels are the host's coloring of the conflict graph (`SplitWarpTables`,
 ///   wide experts first; placement only, so nothing is derived per batch). After each pass but the first (whose fill
-///   from the fixed loads is rarely close) the warp checks a lower bound on every split's max rank load (`certifies`:
-///   the k heaviest ranks must carry their fixed loads and every expert that has all its ranks among them) and stops
-///   once the peak is at most that bound · (1 + 2^-shift): then the peak is within that factor of the optimum, so of
-///   Core's. Passes that end without that certificate
+///   from the fixed loads is rarely close) the warp computes a lower bound on every split's max rank load
+///   (`prefixBound`: the k heaviest ranks must carry their fixed loads and every expert that has all its ranks among
+///   them) and stops once the peak is at most the best bound · (1 + 2^-shift): then the peak is within that factor of
+///   the optimum, so of Core's. Passes that end without that certificate
 ///   (no change, no drop in the squared sum, STALL passes without a lower peak, PASSES) fall back to:
 /// - **Core's passes**: the experts heaviest first (ties by id); an expert's predecessors are the earlier experts
 ///   among its conflict mask (host-precomputed), the levels the rounds of "all predecessors done" found by ballots;
@@ -44,15 +44,14 @@ __device__ __forceinline__ u64 gtime() { u64 t; asm volatile("mov.u64 %0, %%glob
 
 // Passes of water-fills over the levels in integer type T on the loads sL. CERT = false: Core's stop rules (no
 // change, the lower bound, no drop in the squared sum, STALL passes without a lower peak). CERT = true: after each
-// pass but the first also the prefix bound of the current loads; `certified` when the peak is within 2^-shift of it
+// pass but the first also the prefix bound; `certified` when the peak is within 2^-shift of the best bound so far
 // (or at the bound), and a pass without a change or Core's other rules end it uncertified. Returns the passes run.
 template <typename T, bool CERT>
 __device__ __forceinline__ int passes(
     T* sL, const int (&run)[MPL][KMAX], const int (&kk)[MPL], const int (&cnt)[MPL], const int (&lvl)[MPL],
-    int nLevels, i64 bound, int lane, int (&q)[MPL][KMAX], const T* sF, T* sML, int* sMR, const int* sMC, int shift,
-    bool& certified)
+    int nLevels, i64 bound, int lane, int (&q)[MPL][KMAX], const T* sF, T* sB, int* sPos, int shift, bool& certified)
 {
-    i64 bestCost = 0x7fffffffffffffffLL, bestPeak = 0x7fffffffffffffffLL;
+    i64 bestCost = 0x7fffffffffffffffLL, bestPeak = 0x7fffffffffffffffLL, bestBound = bound;
     int stalled = 0, passesRun = 0;
     certified = false;
     for (int pass = 0; pass <= PASSES; ++pass) {
@@ -77,7 +76,10 @@ __device__ __forceinline__ int passes(
         if (peak <= bound) { certified = true; break; }
         if (CERT) {
             // The first pass's fill from the fixed loads is rarely within the tolerance: no bound there.
-            if (pass > 0 && certifies<T>(sL, sF, sML, sMR, sMC, run, lane, peak, shift)) { certified = true; break; }
+            if (pass > 0) {
+                bestBound = max(bestBound, (i64)prefixBound<T>(sL, sF, sB, sPos, run, cnt, lane));
+                if (peak - bestBound <= (bestBound >> shift)) { certified = true; break; }
+            }
             if (!any) break;
         }
         if ((i64)cost >= bestCost) break;
@@ -95,7 +97,7 @@ __device__ __forceinline__ int passes(
 // after colored passes.
 template <typename T>
 __device__ __forceinline__ int solve(
-    T* sL, T* sF, T* sML, int* sMR, const int* sMC, const int (&run)[MPL][KMAX], const int (&kk)[MPL],
+    T* sL, T* sF, T* sB, int* sPos, const int* sMC, const int (&run)[MPL][KMAX], const int (&kk)[MPL],
     const int (&cnt)[MPL], const int (&color)[MPL], const unsigned (&conf)[MPL][NW], i64 bound, int shift, int lane,
     int (&q)[MPL][KMAX], int& nLevels, bool& fellBack)
 {
@@ -106,8 +108,7 @@ __device__ __forceinline__ int solve(
     fellBack = false;
     if (CERTIFIABLE && shift >= 0) {
         nLevels = colorLevels(color, cnt, lvl);
-        passesRun = passes<T, true>(sL, run, kk, cnt, lvl, nLevels, bound, lane, q, sF, sML, sMR, sMC, shift,
-                                     certified);
+        passesRun = passes<T, true>(sL, run, kk, cnt, lvl, nLevels, bound, lane, q, sF, sB, sPos, shift, certified);
         if (certified) return passesRun;
         // Uncertified: Core's steps from the fixed loads, so the quotas are Core's.
         fellBack = true;
@@ -119,20 +120,19 @@ __device__ __forceinline__ int solve(
         __syncwarp();
     }
     nLevels = coreLevels(conf, cnt, sMC, lane, lvl);
-    return passesRun
-        + passes<T, false>(sL, run, kk, cnt, lvl, nLevels, bound, lane, q, sF, sML, sMR, sMC, shift, certified);
+    return passesRun + passes<T, false>(sL, run, kk, cnt, lvl, nLevels, bound, lane, q, sF, sB, sPos, shift, certified);
 }
 
 extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
     const int* __restrict__ counts, const int* __restrict__ tab, int numMulti, int shift, int* __restrict__ quotas,
     u64* __restrict__ profile)
 {
-    __shared__ int sCount[NE], sHome[NE], sSrc[NS], sMC[MMAX], sMR[MMAX];
+    __shared__ int sCount[NE], sHome[NE], sSrc[NS], sMC[MMAX], sPos[NR];
     // Fixed rank loads as two 32-bit halves (native shared adds; a wrapped low half carries into the high one);
-    // the 32-bit passes run on sLo itself, the 64-bit ones on sLoad. sFix keeps the fixed loads and sML / sMR each
-    // multi expert's last rank for the certificate (loads as int or i64).
+    // the 32-bit passes run on sLo itself, the 64-bit ones on sLoad. sFix keeps the fixed loads and sBin holds the
+    // prefix bound's per-position sums (as int or i64).
     __shared__ unsigned sLo[NR], sHi[NR];
-    __shared__ i64 sLoad[NR], sFix[NR], sML[MMAX];
+    __shared__ i64 sLoad[NR], sFix[NR], sBin[NR];
     const int tid = threadIdx.x, lane = tid & 31;
     u64 clock0 = 0, time0 = 0;
     if (profile && tid == 0) { clock0 = clk(); time0 = gtime(); }
@@ -217,9 +217,9 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split_warp(
     int nLevels = 0;
     bool fellBack = false;
     const int passesRun = small
-        ? solve<int>((int*)sLo, (int*)sFix, (int*)sML, sMR, sMC, run, kk, cnt, color, conf, bound, shift, lane, q,
+        ? solve<int>((int*)sLo, (int*)sFix, (int*)sBin, sPos, sMC, run, kk, cnt, color, conf, bound, shift, lane, q,
                      nLevels, fellBack)
-        : solve<i64>(sLoad, sFix, sML, sMR, sMC, run, kk, cnt, color, conf, bound, shift, lane, q, nLevels,
+        : solve<i64>(sLoad, sFix, sBin, sPos, sMC, run, kk, cnt, color, conf, bound, shift, lane, q, nLevels,
                      fellBack);
 
     // The multi experts' run quotas (0 for empty experts).

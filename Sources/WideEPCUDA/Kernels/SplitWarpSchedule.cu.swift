@@ -5,70 +5,68 @@
 ///   expert, numbered densely: one ballot-free `redux` per mask word, nothing per batch beyond the counts.
 /// - `coreLevels`: Core's visiting order (count descending, ties by id); an expert's predecessors are the earlier
 ///   non-empty experts among its conflict mask, the levels the rounds of "all predecessors done" found by ballots.
-/// - `certifies`: whether the current loads prove the peak within 2^-shift of the optimum of *every* split. Order
-///   the ranks by load (descending, ties by id); the k first must carry their fixed loads plus every non-empty multi
-///   expert whose ranks all lie among them, so some rank carries at least ⌈that / k⌉ (the prefix bound,
-///   `SplitReference.prefixBound`, is the largest over k). At a converged split the heaviest ranks form such a set
-///   and the bound meets the peak. Lane r takes the set of the ranks up to r (k, their fixed loads, the experts whose
-///   last rank — least load, ties the highest id — is among them): no sort, no scan, no division per lane; the
-///   peak passes when some set reaches Lc, the least bound with Lc + (Lc >> shift) ≥ peak. NR·(NR + 32·MPL) / 32
-///   compares per lane (hence NR ≤ `SplitWarpTables.maxCertifiedRanks` for the certified schedule).
+/// - `prefixBound`: a lower bound on the max rank load of *every* split from the current loads. Sort the ranks by load
+///   (descending, ties by id); the k heaviest must carry their fixed loads plus every non-empty multi expert whose
+///   ranks all lie among them, so some rank gets at least ⌈that / k⌉. The largest over k. At a converged split the
+///   heaviest ranks form such a set and the bound meets the peak. Costs NR² / 32 compares per lane for the positions
+///   (hence NR ≤ `SplitWarpTables.maxCertifiedRanks` for the certified schedule), one shared atomic per expert, a warp scan and a division per lane.
 enum SplitWarpScheduleSource {
     static let source = #"""
-// Whether the loads sL (fixed part sF) prove `peak` within 2^-shift of every split's optimum: some set of the first
-// ranks in load order (descending, ties by id) must carry ceil(S / k) >= Lc, with S their fixed loads plus the counts
-// of the experts whose ranks all lie among them and Lc the least bound with Lc + (Lc >> shift) >= peak. sML / sMR
-// get each expert's last rank (least load, ties: the highest id); sMC holds the counts (0 for empty slots).
+// Adds v to a shared load (native 32-bit adds; the 64-bit path only runs for batches of >= 2^26 tokens).
+__device__ __forceinline__ void addShared(int* a, int v) { atomicAdd(a, v); }
+__device__ __forceinline__ void addShared(i64* a, i64 v) { atomicAdd((u64*)a, (u64)v); }
+
+// Warp maximum of non-negative values (int: one redux).
+__device__ __forceinline__ int warpMax(int v) { return (int)__reduce_max_sync(FULL, (unsigned)v); }
+__device__ __forceinline__ i64 warpMax(i64 v) {
+    for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(FULL, v, o));
+    return v;
+}
+
+// A lower bound on the max rank load of every split, from the current loads: take the k heaviest ranks (by load,
+// ties by id); their fixed loads plus the counts of the experts whose ranks all lie among them must fit on those k
+// ranks, so some rank gets at least ceil(that / k). The largest over k, on every lane.
 template <typename T>
-__device__ __forceinline__ bool certifies(
-    const T* sL, const T* sF, T* sML, int* sMR, const int* sMC, const int (&run)[MPL][KMAX], int lane, i64 peak,
-    int shift)
+__device__ __forceinline__ T prefixBound(
+    const T* sL, const T* sF, T* sB, int* sPos, const int (&run)[MPL][KMAX], const int (&cnt)[MPL], int lane)
 {
-#pragma unroll
-    for (int j = 0; j < MPL; ++j) {
-        int mr = run[j][0] >> 16;
-        T ml = sL[mr];
-#pragma unroll
-        for (int i = 1; i < KMAX; ++i) {
-            const int r = run[j][i] >> 16;  // entries past k repeat the first
-            const T l = sL[r];
-            if (l < ml || (l == ml && r > mr)) { ml = l; mr = r; }
-        }
-        sML[lane + 32 * j] = ml;
-        sMR[lane + 32 * j] = mr;
-    }
-    // Lc: at most a few steps above the real bound peak - peak / (2^shift + 1).
-    const T pk = (T)peak;
-    T lc = pk - pk / (((T)1 << shift) + (T)1) - (T)1;
-    if (lc < (T)0) lc = 0;
-    while (lc + (lc >> shift) < pk) ++lc;
-    __syncwarp();
-    bool ok = false;
     for (int r = lane; r < NR; r += 32) {
         const T x = sL[r];
-        int k[4] = {0, 0, 0, 0};
-        T f[4] = {0, 0, 0, 0}, e[4] = {0, 0, 0, 0};
-#pragma unroll 8
-        for (int j = 0; j < NR; ++j) {
-            // Unconditional loads and bitwise tests: no branch per rank.
-            const T y = sL[j], fj = sF[j];
-            const bool in = (y > x) | ((y == x) & (j <= r));
-            k[j & 3] += in ? 1 : 0;
-            f[j & 3] += in ? fj : (T)0;
-        }
-#pragma unroll 8
-        for (int m = 0; m < MMAX; ++m) {
-            const T y = sML[m];
-            const int last = sMR[m], c = sMC[m];
-            const bool in = (y > x) | ((y == x) & (last <= r));
-            e[m & 3] += in ? (T)c : (T)0;
-        }
-        const i64 sum = (i64)((f[0] + f[1]) + (f[2] + f[3])) + (i64)((e[0] + e[1]) + (e[2] + e[3]));
-        ok |= sum > ((i64)lc - 1) * (i64)((k[0] + k[1]) + (k[2] + k[3]));
+        // The rank's position: heavier ranks, and equal ones of lower id, come first (four independent counts).
+        int pos[4] = {0, 0, 0, 0};
+#pragma unroll
+        for (int j = 0; j < NR; ++j) { const T y = sL[j]; pos[j & 3] += (y > x || (y == x && j < r)) ? 1 : 0; }
+        const int p = (pos[0] + pos[1]) + (pos[2] + pos[3]);
+        sPos[r] = p;
+        sB[p] = sF[r];
     }
-    const bool any = __any_sync(FULL, ok);
     __syncwarp();
-    return any;
+#pragma unroll
+    for (int j = 0; j < MPL; ++j) {
+        if (cnt[j] == 0) continue;
+        int last = 0;
+#pragma unroll
+        for (int i = 0; i < KMAX; ++i) last = max(last, sPos[run[j][i] >> 16]);  // entries past k repeat the first
+        addShared(&sB[last], (T)cnt[j]);
+    }
+    __syncwarp();
+    // Prefix sums over positions, CH consecutive positions per lane.
+    const int CH = (NR + 31) / 32;
+    T part = 0;
+#pragma unroll
+    for (int c = 0; c < CH; ++c) { const int p = lane * CH + c; if (p < NR) part += sB[p]; }
+    T incl = part;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) { const T y = __shfl_up_sync(FULL, incl, o); if (lane >= o) incl += y; }
+    T sum = incl - part, best = 0;
+#pragma unroll
+    for (int c = 0; c < CH; ++c) {
+        const int p = lane * CH + c;
+        if (p < NR) { sum += sB[p]; best = max(best, (sum + (T)p) / (T)(p + 1)); }
+    }
+    best = warpMax(best);
+    __syncwarp();
+    return best;
 }
 
 // Levels of the colored schedule: the host's colors (experts of one color share no rank) that hold a non-empty

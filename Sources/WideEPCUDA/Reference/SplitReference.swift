@@ -4,8 +4,8 @@ import WideEPCore
 /// loads from the single-rank experts' homes, then one or both of the kernel's schedules, each a sequence of levels
 /// whose water-fills read and write disjoint ranks, with each pass's squared load sum and peak over all ranks:
 /// - `.certified(shift:)` (placements the kernel certifies: ≤ 128 multi experts, ≤ 128 ranks): the levels are the
-///   tables' colors that hold a non-empty expert; after each pass but the first the prefix lower bound of the
-///   current loads (`prefixBound`), and the passes stop once the peak is within 1 + 2^-shift of it (or at the
+///   tables' colors that hold a non-empty expert; after each pass but the first the prefix lower bound
+///   (`prefixBound`), and the passes stop once the peak is within 1 + 2^-shift of the best bound (or at the
 ///   mean/fixed bound). Passes that end otherwise fall back to
 /// - Core's schedule: each multi expert's predecessors (earlier in visiting order, count descending then id) among its
 ///   conflict mask, levels as the rounds of "all predecessors done", Core's stop rules, from the fixed loads. These
@@ -64,7 +64,7 @@ public enum SplitReference {
         // The passes over `buckets` (levels of multi experts); `shift` certifies (nil: Core's stop rules). Returns
         // whether a certificate (or the bound) ended them.
         func passes(_ buckets: [[Int]], certify shift: Int?) -> Bool {
-            var bestCost = Int64.max, bestPeak = Int64.max, stalled = 0
+            var bestCost = Int64.max, bestPeak = Int64.max, bestBound = bound, stalled = 0
             out.levels = buckets.count
             for pass in 0...CUDAKernels.splitPasses {
                 out.passes += 1
@@ -90,8 +90,8 @@ public enum SplitReference {
                 if let shift {
                     // Not after the first pass (its fill from the fixed loads is rarely within the tolerance).
                     if pass > 0 {
-                        let lb = prefixBound(loads: load, fixed: fixed, ranks: ranks, counts: cnt)
-                        if peak - lb <= lb >> Int64(shift) { return true }
+                        bestBound = max(bestBound, prefixBound(loads: load, fixed: fixed, ranks: ranks, counts: cnt))
+                        if peak - bestBound <= bestBound >> Int64(shift) { return true }
                     }
                     if !changed { return false }
                 }
@@ -139,8 +139,7 @@ public enum SplitReference {
 
     /// The kernel's lower bound on every split's max rank load from `loads` [R]: ranks by load descending (ties by
     /// id); the k heaviest carry their `fixed` loads plus the `counts` of the multi experts whose `ranks` all lie
-    /// among them, so ⌈that / k⌉; the largest over k. (The kernel's `certifies` tests the same sets against the least
-    /// bound that certifies, so it passes exactly when `peak − bound ≤ bound >> shift`.)
+    /// among them, so ⌈that / k⌉; the largest over k.
     static func prefixBound(loads: [Int64], fixed: [Int64], ranks: [[Int]], counts: [Int32]) -> Int64 {
         let nR = loads.count
         var pos = [Int](repeating: 0, count: nR)
