@@ -22,6 +22,8 @@ import numpy as np
 MAX_FREE_PER_SIZE = 4
 MAX_SIZES = 16
 
+_INT64 = np.dtype(np.int64)
+_exporter_types: dict[int, type] = {}  # block bytes -> ctypes char array type
 _free: dict[int, list[np.ndarray]] = {}  # block bytes -> free backing arrays (uint8)
 # id(exporter weakref) -> (the weakref, its backing array), while arrays over the exporter live.
 _live: dict[int, tuple[weakref.ref, np.ndarray]] = {}
@@ -58,7 +60,10 @@ def empty_int64(shape: tuple[int, ...]) -> np.ndarray:
         back = None
     if back is None:
         back = np.empty(nbytes, dtype=np.uint8)
-    exporter = (ctypes.c_char * nbytes).from_buffer(back)
+    exporter_type = _exporter_types.get(nbytes)
+    if exporter_type is None:
+        exporter_type = _exporter_types.setdefault(nbytes, ctypes.c_char * nbytes)
+    exporter = exporter_type.from_buffer(back)
     ref = weakref.ref(exporter, _recycle)
     _live[id(ref)] = (ref, back)
-    return np.frombuffer(exporter, dtype=np.int64).reshape(shape)
+    return np.ndarray(shape, _INT64, exporter)
