@@ -14,8 +14,11 @@
 #   6. benchmarks/eplb_bench.py with the host's cores (libwideep against the numpy DeepSeek reference);
 #   7. `--compare` with the `run` defaults (deepseek-v3-mini, 72 slots) on 8 GPU processes;
 #   8. `--compare` with the `run` defaults on the CPU backend, 8 rank threads on the host's cores (with a core per
-#      rank the slowest rank sets the step time, so tokens/s shows what balance buys).
-# With one GPU the ranks are processes sharing it through CUDA IPC. PARTS="1 3 7" runs only those parts.
+#      rank the slowest rank sets the step time, so tokens/s shows what balance buys);
+#   9. `--compare` on 8 GPU processes under MPS, each capped at 1/8 of the SMs (ranks that run at the same time, as
+#      on 8 GPUs, instead of time-slicing), compute-bound shapes;
+#  10. `--compare` on the CPU backend, compute-bound shapes, seeds 0 and 1, with phase times.
+# With one GPU the ranks are processes sharing it through CUDA IPC. PARTS="1 3 7" runs only those parts (default 1-8).
 #
 #   scripts/gpu-eplb.sh            # build, then print the device command
 #   scripts/gpu-eplb.sh --run      # on the GPU machine: run everything
@@ -98,6 +101,58 @@ EOF
     timeout "${COMPARECPU_S:-150}" "$B" run --compare 2>&1 | tee "$out/compare-cpu.log" | tail -n 22
     echo "compare-cpu exit ${PIPESTATUS[0]}"
     fi
+    if want 9; then
+    # Eight GPU ranks that each own a slice of the SMs, as eight GPUs would: under MPS the processes' kernels run at
+    # the same time (no time-slicing) and CUDA_MPS_ACTIVE_THREAD_PERCENTAGE caps each at 1/8 of the SMs, so a step
+    # waits for the most loaded rank and tokens/s can follow balance. MPS is a user daemon (no device setting
+    # changes); it is stopped at the end of the part.
+    echo "== 9. --compare on 8 SM-partitioned GPU ranks (MPS), compute-bound shapes"
+    if command -v nvidia-cuda-mps-control >/dev/null; then
+        export CUDA_MPS_PIPE_DIRECTORY=/tmp/wideep-mps/pipe CUDA_MPS_LOG_DIRECTORY=/tmp/wideep-mps/log
+        mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+        nvidia-cuda-mps-control -d && echo "MPS daemon started"
+        local C="--set hiddenSize=${MPS_H:-1024} --set moeIntermediateSize=${MPS_I:-1024} --tokens-per-step ${MPS_TOKENS:-8192}"
+        CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=${MPS_PCT:-12} timeout "${MPS_S:-200}" "$B" launch --nproc-per-node 8 -- run \
+            --device cuda --ep-size 8 $C --steps "${MPS_STEPS:-60}" --compare --json \
+            >"$out/compare-mps.json" 2>"$out/compare-mps.log"
+        echo "compare-mps exit $?"; tail -n 5 "$out/compare-mps.log"
+        echo quit | nvidia-cuda-mps-control
+        tail -n 5 "$CUDA_MPS_LOG_DIRECTORY/control.log" 2>/dev/null
+        unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+        summarize "$out/compare-mps.json"
+    else
+        echo "no nvidia-cuda-mps-control on this machine"
+    fi
+    fi
+    if want 10; then
+    # The CPU backend's off / static / online on compute-bound shapes, per seed, with phase times.
+    echo "== 10. --compare on the CPU backend, compute-bound shapes, 8 rank threads on $(nproc) cores"
+    for seed in ${CPU_SEEDS:-0 1}; do
+        timeout "${COMPARECPU2_S:-150}" "$B" run --compare --set hiddenSize=512 --set moeIntermediateSize=256 \
+            --tokens-per-step 4096 --steps "${CPU_STEPS:-40}" --seed "$seed" --json \
+            >"$out/compare-cpu-$seed.json" 2>"$out/compare-cpu-$seed.log"
+        echo "compare-cpu seed $seed exit $?"
+        summarize "$out/compare-cpu-$seed.json"
+    done
+    fi
+}
+
+# One line per balancer of a `--compare --json` file: tokens/s, imbalance, step times and phase seconds.
+summarize() {
+    python3 - "$1" <<'EOF'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception as e:
+    sys.exit(f"no JSON in {sys.argv[1]}: {e}")
+for r in d["runs"]:
+    m, p = r.get("migration") or {}, r.get("phases") or {}
+    ms = lambda v: (v or 0) * 1000
+    print(f'{r["balancer"]:7s} tok/s {r["tokensPerSecond"]:9.0f}  imb {r["imbalanceMean"]:.3f}/{r["imbalanceP99"]:.3f}'
+          f'  rebal {r["rebalances"]:3d}  steady {ms(m.get("steadyStepSeconds")):8.2f} ms'
+          f'  migrating {ms(m.get("migratingStepSeconds")):8.2f} ms'
+          f'  phases s {json.dumps({k: round(v, 3) for k, v in p.items()})}')
+EOF
 }
 
 case "${1:-}" in

@@ -153,6 +153,8 @@ public enum CUAttribute {
     public static let streamNonBlocking: UInt32 = 1
     /// `CU_EVENT_DISABLE_TIMING`.
     public static let eventDisableTiming: UInt32 = 2
+    /// `CU_EVENT_BLOCKING_SYNC`: `cuEventSynchronize` blocks the thread instead of spinning.
+    public static let eventBlockingSync: UInt32 = 1
     /// `CU_MEMHOSTALLOC_PORTABLE`.
     public static let hostAllocPortable: UInt32 = 1
     /// `CU_MEMHOSTREGISTER_PORTABLE`: the registration counts for every context.

@@ -75,10 +75,13 @@ public final class CUDAEvent: @unchecked Sendable {
     /// The raw `CUevent`.
     public let handle: CUhandle?
 
-    public init(context: CUDAContext, timing: Bool = true) throws {
+    /// - Parameter blockingSync: `synchronize()` sleeps until the event completes instead of spinning a core (for
+    ///   waits on background threads, e.g. a copy lane, that would otherwise compete with compute threads).
+    public init(context: CUDAContext, timing: Bool = true, blockingSync: Bool = false) throws {
         api = context.api
         var e: CUhandle?
-        try api.check(api.cuEventCreate(&e, timing ? 0 : CUAttribute.eventDisableTiming), "cuEventCreate")
+        let flags = (timing ? 0 : CUAttribute.eventDisableTiming) | (blockingSync ? CUAttribute.eventBlockingSync : 0)
+        try api.check(api.cuEventCreate(&e, flags), "cuEventCreate")
         handle = e
     }
 

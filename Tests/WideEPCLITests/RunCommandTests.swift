@@ -23,6 +23,10 @@ import WideEPWorkload
         #expect(report["staleSlotObservations"] as? Int == 0)
         #expect(report["tokens"] as? Int == 12 * 16)
         #expect((report.double("tokensPerSecond") ?? 0) > 0)
+        // Serving time leaves out the first step, the verified steps and the harness, so it is inside the wall time.
+        let serving = report.double("servingSeconds") ?? -1, wall = report.double("seconds") ?? -1
+        #expect(serving > 0 && serving < wall, "serving \(serving) s, wall \(wall) s")
+        #expect((report.double("wallTokensPerSecond") ?? 0) > 0)
         let stats = try StatsFile.load(path: dir.file("s.safetensors"))
         #expect(stats.numSteps == 12)
         #expect(stats.totals.count == 2)
@@ -58,7 +62,7 @@ import WideEPWorkload
         try CLI.fails(["run"] + Self.tiny + ["--trace", "missing.safetensors", "--dump-stats", "out.json"],
                       in: dir.path, with: ["missing.safetensors"])
         try CLI.fails(["run", "--compare", "--balancer", "off"], in: dir.path, with: ["--compare"])
-        try CLI.fails(["run", "--preset", "deepseek-v3"], in: dir.path, with: ["GiB", "--set"])
+        try CLI.fails(["run", "--preset", "deepseek-v3"], in: dir.path, with: ["GiB", "of RAM", "--set"])
         let p = try Placement.identity(numExperts: 8, numRanks: 2)
         try PlacementFile(placements: [p]).save(path: dir.file("one-layer.yaml"))
         try CLI.fails(["run"] + Self.tiny + ["--ep-size", "2", "--placement", "one-layer.yaml"], in: dir.path,

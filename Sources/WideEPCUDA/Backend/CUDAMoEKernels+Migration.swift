@@ -61,10 +61,11 @@ extension CUDAMoEKernels {
     }
 
     /// Records a "copied" event on the copy stream and waits for it on the host (the migration thread), so the
-    /// copies have landed when it returns; the event also lets the compute stream order itself after them.
+    /// copies have landed when it returns; the event also lets the compute stream order itself after them. The wait
+    /// sleeps (blocking sync) rather than spinning a core the rank threads and the host's other work need.
     public func finishSlotWrites() throws -> AnyObject? {
         try gpu.context.makeCurrent()
-        let e = try CUDAEvent(context: gpu.context, timing: false)
+        let e = try CUDAEvent(context: gpu.context, timing: false, blockingSync: true)
         try e.record(on: copyStream)
         try e.synchronize()
         return StreamMarker(e)

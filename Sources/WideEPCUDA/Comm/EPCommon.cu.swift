@@ -17,6 +17,7 @@ typedef long long i64;
 #define K_LL_COMBINE 4
 #define K_BARRIER 5
 #define K_A2A 6
+#define K_GATHER 7
 #define NUM_KINDS 8
 
 // Offsets (bytes) into the symmetric buffer, table L[] in device memory.

@@ -8,8 +8,9 @@ import WideEPRuntime
 /// `allToAllV`: the count matrix is all-gathered on the device (`ep_notify`), each rank copies its block for peer p
 /// to p's receive region at the offset that the matrix gives (Σ of lower ranks' counts to p), signals, waits for
 /// every peer, and copies the received region out, so rows arrive in source-rank order as the protocol requires.
-/// Small host values (`allGather`, `allReduceSum`) go through the store; `send`/`recv` stage through the peer's
-/// region with a store handshake.
+/// `allGather` (the per-expert counts of every layer) runs on the device too: a flag barrier, each rank's values
+/// copied into every peer's receive region, a signal, one download. `allReduceSum` (end-of-run totals) goes through
+/// the store; `send`/`recv` stage through the peer's region with a store handshake.
 public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
     /// The transport (shared with the dispatch/combine kernels).
     public let transport: NVLinkEP
@@ -19,6 +20,8 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
     let store: CommStore
     let name: String
     private let countScratch: DeviceArray<Int32>
+    /// This rank's values of a device all-gather (grown on demand).
+    private var gatherScratch: DeviceArray<Int32>?
     private var p2pSequence: [String: Int] = [:]
 
     /// Wraps a transport; `store` and `name` must be the same on every rank.
@@ -92,7 +95,41 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
         try transport.checkHealth()
     }
 
-    public func allGather(_ values: [Int32]) throws -> [Int32] { try collectives.allGather(values) }
+    /// All-gathers `values` (the same count on every rank) in rank order, on the device: after a flag barrier (every
+    /// rank has copied its receive region out of the previous exchange), each rank copies its values into slot
+    /// `rank` of every peer's receive region, signals, waits for all, and downloads its region. No store round trip,
+    /// so a layer's counts exchange costs a few launches rather than a TCP request per rank. Values too many for
+    /// the region go through the store.
+    public func allGather(_ values: [Int32]) throws -> [Int32] {
+        let n = values.count, bytes = values.count * 4
+        if n == 0 { return [] }
+        guard bytes * size <= regionBytes else { return try collectives.allGather(values) }
+        let gpu = transport.gpu, api = gpu.context.api, s = gpu.stream.handle
+        if (gatherScratch?.count ?? 0) < n { gatherScratch = try DeviceArray<Int32>(gpu, count: n) }
+        let mine = gatherScratch!
+        try transport.barrier()
+        try values.withUnsafeBytes { raw in
+            try api.check(api.cuMemcpyHtoDAsync(mine.pointer, raw.baseAddress, bytes, s), "cuMemcpyHtoDAsync(all-gather)")
+        }
+        for p in 0..<size {
+            try api.check(
+                api.cuMemcpyDtoDAsync(transport.peerAddress(.receive, rank: p) + UInt64(rank * bytes), mine.pointer,
+                                      bytes, s), "cuMemcpyDtoDAsync(all-gather to rank \(p))")
+        }
+        try transport.signalAndWait(kind: 7)
+        var out = [Int32](repeating: 0, count: n * size)
+        try out.withUnsafeMutableBytes { raw in
+            try api.check(api.cuMemcpyDtoHAsync(raw.baseAddress, transport.localAddress(.receive), raw.count, s),
+                          "cuMemcpyDtoHAsync(all-gather)")
+            try gpu.synchronize()
+        }
+        try transport.checkHealth()
+        // Our own slot went through the same copies as every peer's: a cheap check that the exchange landed.
+        guard Array(out[rank * n..<(rank + 1) * n]) == values else {
+            throw CommunicatorError.countMismatch(rank: rank, detail: "device all-gather returned another rank's values")
+        }
+        return out
+    }
 
     public func allReduceSum(_ values: [Double]) throws -> [Double] { try collectives.allReduceSum(values) }
 

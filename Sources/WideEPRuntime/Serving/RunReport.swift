@@ -16,10 +16,17 @@ public struct RunReport: Sendable, Codable {
     public var steps: Int
     /// Tokens processed (all layers see each token).
     public var tokens: Int
-    /// Wall seconds of the step loop.
+    /// Wall seconds of the step loop (including the harness's synthetic hidden states and any verification).
     public var seconds: Double
-    /// tokens / seconds.
+    /// Serving throughput: tokens of the timed steps / `servingSeconds` (tokens / `seconds` when no step was timed,
+    /// i.e. a one-step run or one verified at every step).
     public var tokensPerSecond: Double
+    /// tokens / seconds: what the whole loop achieved, harness included.
+    public var wallTokensPerSecond: Double
+    /// Seconds the timed steps spent serving: engine step, migration boundary and the balancer's work between steps,
+    /// for every step but the first (kernel compilation, first-touch allocation) and those captured for
+    /// verification. The slowest process's total in a multi-process run.
+    public var servingSeconds: Double
     /// Realized per-(layer, step) imbalance: (max − mean) / mean of the tokens each rank computed.
     public var imbalanceMean: Double
     /// p99 of the same samples.

@@ -95,7 +95,6 @@ public enum ServingRun {
         var rebalances = 0, verifications = 0, mismatches = 0, stale = 0
         var maxErr = 0.0, stall = 0.0
         var phases = PhaseTimes()
-        var rng = SeededGenerator(seed: options.seed &+ 0x1234)
         let ranks = backend.localRanks, r = backend.numRanks
         // Some ranks live in other processes: per-process results are combined with collectives.
         let distributed = ranks.count < r
@@ -104,19 +103,21 @@ public enum ServingRun {
         var lastProgress = start
         var tokensDone = 0
         var rowsReceived = 0
+        // Serving time: the engine step, the migration boundary and the balancer's work between steps, of every step
+        // but the first (kernel compilation, first-touch allocation) and those captured for verification; not the
+        // harness's synthetic hidden states or the dense-reference checks.
+        var servingSeconds = 0.0
+        var servedTokens = 0
         for step in 0..<options.steps {
             try beforeStep(step)
             let offsets = workload.logitOffsets(workload.nextCounts())
-            // Every rank's rows come from one stream in rank order; a process keeps only its own ranks' rows, so
-            // rank r sees the same tokens whether the ranks are threads of one process or separate processes.
-            var hidden: [[Float]] = []
-            for rank in 0..<r {
+            // Rank r's rows of step s come from a stream seeded by (seed, s, r), so rank r sees the same tokens
+            // whether the ranks are threads of one process or separate processes, and a process generates only its
+            // own ranks' rows.
+            let hidden: [[Float]] = ranks.map { rank in
                 let n = (options.tokensPerStep / r + (rank < options.tokensPerStep % r ? 1 : 0)) * h
-                if ranks.contains(rank) {
-                    hidden.append((0..<n).map { _ in rng.symmetric(1.7320508) })
-                } else {
-                    for _ in 0..<n { _ = rng.symmetric(1.7320508) }
-                }
+                var rng = SeededGenerator(seed: Self.hiddenSeed(options.seed, step: step, rank: rank))
+                return (0..<n).map { _ in rng.symmetric(1.7320508) }
             }
             let verify = options.verifyEvery > 0 && step % options.verifyEvery == 0
             let inFlight = migrator.copiesInFlight
@@ -160,12 +161,17 @@ public enum ServingRun {
                     if !(err <= tolerance) { mismatches += 1 }
                 }
             }
+            let tb = monotonicSeconds()
             balancer.observe(step: step, counts: stepCounts, imbalance: meanRatio, current: migrator.targets)
             if let plan = try balancer.adoptPlan(step: step) {
                 if plan != migrator.targets {
                     rebalances += 1
                     try migrator.setTargets(plan)
                 }
+            }
+            if step > 0 && !verify {
+                servingSeconds += stepSeconds + (monotonicSeconds() - tb)
+                servedTokens += options.tokensPerStep
             }
             let now = monotonicSeconds()
             if now - lastProgress >= progressInterval {
@@ -187,8 +193,9 @@ public enum ServingRun {
             migration = try migration.combined(over: backend)
             // Totals over processes: the slowest rank sets wall time and phase times; stale slots add up.
             let worst = try CrossRank.max(backend, [seconds, stall, copySeconds, phases.route,
-                                                    phases.dispatch, phases.ffn, phases.combine])
+                                                    phases.dispatch, phases.ffn, phases.combine, servingSeconds])
             seconds = worst[0]
+            servingSeconds = worst[7]
             stall = worst[1]
             copySeconds = worst[2]
             phases = PhaseTimes()
@@ -202,7 +209,9 @@ public enum ServingRun {
         }
         let report = RunReport(
             balancer: options.balancer.mode, device: backend.deviceName, ranks: r, processes: r / ranks.count, numSlots: initial[0].numSlots,
-            steps: options.steps, tokens: tokensDone, seconds: seconds, tokensPerSecond: Double(tokensDone) / seconds,
+            steps: options.steps, tokens: tokensDone, seconds: seconds,
+            tokensPerSecond: servingSeconds > 0 ? Double(servedTokens) / servingSeconds : Double(tokensDone) / seconds,
+            wallTokensPerSecond: Double(tokensDone) / seconds, servingSeconds: servingSeconds,
             imbalanceMean: summary.mean, imbalanceP99: summary.p99, balancedness: summary.balancedness,
             rebalances: rebalances, slotsMoved: migrator.slotsMoved, bytesCopied: migrator.bytesCopied,
             migrationSeconds: copySeconds, migrationStallSeconds: stall, verifications: verifications,
@@ -212,5 +221,13 @@ public enum ServingRun {
             migration: migration.with(
                 bytesPerRebalance: rebalances > 0 ? Double(migrator.bytesCopied) / Double(rebalances) : 0))
         return (report, counts)
+    }
+
+    /// Seed of rank `rank`'s hidden states at step `step` (SplitMix64-style mixing of the three).
+    static func hiddenSeed(_ seed: UInt64, step: Int, rank: Int) -> UInt64 {
+        var z = seed &+ 0x1234 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(rank) &* 0xD6E8_FEB8_6659_FD93
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

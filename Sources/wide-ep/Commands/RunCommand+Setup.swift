@@ -13,8 +13,21 @@ struct RunSetup {
     let request: PlannerRequest
     let command: RunCommand
 
-    /// Host memory above which random weights are refused (the store plus the slot buffers).
-    static let maxWeightBytes = 8 << 30
+    /// Share of the host's physical memory that the float32 expert stores of this node's processes (and, on the
+    /// CPU backend, their slot buffers) may take; random weights beyond it are refused before any allocation.
+    static let maxHostMemoryShare = 0.75
+
+    /// Host bytes that random weights of `config` take on this node: every process on it (`processesPerNode`) keeps
+    /// the whole float32 store; the CPU backend also keeps its slot buffers (`numSlots` expert copies per layer) in
+    /// host memory, a GPU backend on the device.
+    static func hostWeightBytes(config: MoEConfig, numSlots: Int, processesPerNode: Int, device: String) -> Int {
+        let perExpert = 3 * config.hiddenSize * config.moeIntermediateSize * 4
+        let slots = device == "cpu" ? numSlots : 0
+        return perExpert * (config.numExperts + slots) * config.numMoELayers * max(1, processesPerNode)
+    }
+
+    /// The host's physical memory in bytes.
+    static var physicalMemoryBytes: Int { sysconf(Int32(_SC_PHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE)) }
 
     static func make(_ c: RunCommand) throws -> RunSetup {
         var config: MoEConfig
@@ -27,14 +40,7 @@ struct RunSetup {
             config.numMoELayers = store.count
         } else {
             config = try c.model.resolve(fallback: .deepseekV3Mini)
-            let perLayer = config.numExperts * 3 * config.hiddenSize * config.moeIntermediateSize * 4
-            let bytes = perLayer * config.numMoELayers * 2
-            guard bytes <= maxWeightBytes else {
-                throw ValidationError(
-                    "\(config.name) needs \(bytes >> 30) GiB of float32 expert weights on this host (limit "
-                        + "\(maxWeightBytes >> 30) GiB); shrink it, e.g. --set numMoELayers=1 --set hiddenSize=512")
-            }
-            store = (0..<config.numMoELayers).map { MoELayerWeights.random(config: config, seed: c.seed &+ UInt64($0)) }
+            store = []  // generated below, once the slot count is known and the memory check has passed
         }
         let e = config.numExperts, r = c.epSize
         var file: PlacementFile?
@@ -49,6 +55,23 @@ struct RunSetup {
             file = f
         }
         let slots = c.numSlots ?? file?.numSlots ?? (r == 1 ? e : e % r == 0 ? e + r : (e + r - 1) / r * r)
+        if c.checkpoint == nil {
+            let local = ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"].flatMap { Int($0) } ?? 1
+            let bytes = hostWeightBytes(config: config, numSlots: slots, processesPerNode: local, device: c.device)
+            let limit = Int(Double(physicalMemoryBytes) * maxHostMemoryShare)
+            guard bytes <= limit else {
+                throw ValidationError(
+                    "\(config.name) needs \(bytes >> 30) GiB of float32 expert weights in host memory (\(local) "
+                        + "process(es) on this host, each with the whole store; limit \(limit >> 30) GiB = "
+                        + "\(Int(maxHostMemoryShare * 100))% of RAM); shrink it, e.g. --set numMoELayers=1 --set hiddenSize=512")
+            }
+            let storeBytes = hostWeightBytes(config: config, numSlots: 0, processesPerNode: 1, device: "")
+            if storeBytes >= 1 << 30 {
+                CLIOutput.progress(String(format: "generating random expert weights: %d layers, %.1f GB per process",
+                                          config.numMoELayers, Double(storeBytes) / 1e9))
+            }
+            store = (0..<config.numMoELayers).map { MoELayerWeights.random(config: config, seed: c.seed &+ UInt64($0)) }
+        }
         let request = PlannerRequest(
             numSlots: slots, topology: try Topology(numRanks: r), policy: c.policy, numExpertGroups: config.numGroups)
         try request.validate(numExperts: e)
@@ -91,7 +114,8 @@ enum RunSummary {
         func mb(_ b: Int) -> String { String(format: "%.1f MB", Double(b) / 1e6) }
         var rows = [["metric"] + reports.map(\.balancer.rawValue)]
         func add(_ name: String, _ value: (RunReport) -> String) { rows.append([name] + reports.map(value)) }
-        add("tokens/s") { f($0.tokensPerSecond, 0) }
+        add("tokens/s (serving)") { f($0.tokensPerSecond, 0) }
+        add("tokens/s (wall, harness incl.)") { f($0.wallTokensPerSecond, 0) }
         add("imbalance mean") { f($0.imbalanceMean) }
         add("imbalance p99") { f($0.imbalanceP99) }
         add("balancedness") { f($0.balancedness) }
