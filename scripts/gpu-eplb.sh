@@ -17,7 +17,9 @@
 #      rank the slowest rank sets the step time, so tokens/s shows what balance buys);
 #   9. `--compare` on 8 GPU processes under MPS, each capped at 1/8 of the SMs (ranks that run at the same time, as
 #      on 8 GPUs, instead of time-slicing), compute-bound shapes;
-#  10. `--compare` on the CPU backend, compute-bound shapes, seeds 0 and 1, with phase times.
+#  10. `--compare` on the CPU backend, compute-bound shapes, seeds 0 and 1, with phase times;
+#  11. full-size DeepSeek-V3 expert shapes (one layer: 45 GB of float32 experts per process), online EPLB on two
+#      GPU processes.
 # With one GPU the ranks are processes sharing it through CUDA IPC. PARTS="1 3 7" runs only those parts (default 1-8).
 #
 #   scripts/gpu-eplb.sh            # build, then print the device command
@@ -134,6 +136,28 @@ EOF
         echo "compare-cpu seed $seed exit $?"
         summarize "$out/compare-cpu-$seed.json"
     done
+    fi
+    if want 11; then
+    # Full DeepSeek-V3 expert shapes (H 7168, I 2048, 256 experts, top-8, 288 slots), as many layers as the host
+    # holds: every process keeps a float32 store of 45 GB per layer, so one layer for two processes on 128 GiB.
+    echo "== 11. full-size deepseek-v3, ${FULL_LAYERS:-1} layer(s), EP2 (two processes on the GPU), online EPLB"
+    free -g | head -2
+    timeout "${FULL_S:-240}" "$B" launch --nproc-per-node 2 -- run --device cuda --ep-size 2 --preset deepseek-v3 \
+        --set numMoELayers="${FULL_LAYERS:-1}" --num-slots 288 --tokens-per-step "${FULL_TOKENS:-4096}" \
+        --steps "${FULL_STEPS:-30}" --rebalance-interval 10 --imbalance-threshold inf --layer-updates-per-step 1 \
+        --json >"$out/full.json" 2>"$out/full.log"
+    echo "full exit $?"; grep -v "^\[" "$out/full.log" | tail -n 6
+    python3 - "$out/full.json" <<'EOF'
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))
+except Exception as e:
+    sys.exit(f"no JSON: {e}")
+keys = ("tokensPerSecond", "wallTokensPerSecond", "imbalanceMean", "rebalances", "slotsMoved", "bytesCopied",
+        "migrationSeconds", "migrationStallSeconds", "dispatchRowsPerToken", "phases")
+print("full:", {k: r.get(k) for k in keys})
+print("full:", json.dumps(r.get("migration")))
+EOF
     fi
 }
 
