@@ -38,6 +38,9 @@ final class LayerJob {
 
     /// Threads that may take tasks, the caller included.
     var workers = 1
+    /// Whether threads may poll instead of sleeping while they wait (only when every worker can have a processor of
+    /// its own; polling threads would otherwise take processors from the ones doing the work).
+    var mayPoll = false
     private var nextPlan = 0
     private var plansDone = 0
     private var stopped = false
@@ -69,6 +72,14 @@ final class LayerJob {
 
     /// Every fill task has completed.
     var fillFinished: Bool { fillsDone == layers }
+
+    /// The job wants a fill phase that has not opened yet (and planning has not failed).
+    var awaitingFill: Bool { widths != nil && log2phy == nil && failure == nil }
+
+    /// A task can be claimed now.
+    var hasClaimableTask: Bool {
+        (nextPlan < layers && !stopped) || (log2phy != nil && nextFill < layers)
+    }
 
     /// The next task, or nil when none can be claimed now.
     func claim() -> Task? {

@@ -22,8 +22,8 @@ enum LayerParallel {
     /// Threads to use, the caller included: `WIDEEP_NUM_THREADS` when set to a positive integer, else the processors
     /// this process may run on; at most one per `minLayersPerWorker` layers, and 1 for calls under
     /// `minParallelWork`.
-    static func workerCount(layers: Int, experts: Int, slots: Int) -> Int {
-        var n = availableProcessors()
+    static func workerCount(layers: Int, experts: Int, slots: Int, processors: Int) -> Int {
+        var n = processors
         if let text = getenv("WIDEEP_NUM_THREADS"), let v = Int(String(cString: text)), v > 0 { n = v }
         if layers &* (experts &+ slots) < minParallelWork { return 1 }
         return max(1, min(layers / minLayersPerWorker, n))
@@ -66,7 +66,8 @@ enum LayerParallel {
         let job = LayerJob(
             layers: layers, numExperts: numExperts, request: request, loads: loads, current: current,
             phy2log: phy2log, logcnt: logcnt, wantsWidths: allocateLog2Phy != nil)
-        let workers = workerCount(layers: layers, experts: numExperts, slots: request.numSlots)
+        let processors = availableProcessors()
+        let workers = workerCount(layers: layers, experts: numExperts, slots: request.numSlots, processors: processors)
         let pool = PlanningPool.shared
         pool.lock()
         guard !pool.busy else {
@@ -80,6 +81,7 @@ enum LayerParallel {
         var planner = pool.callerPlanner
         let helpers = workers > 1 ? pool.ensureThreads(workers - 1) : 0
         job.workers = helpers + 1
+        job.mayPoll = job.workers <= processors
         if helpers > 0 {
             pool.current = job
             pthread_cond_broadcast(pool.workCond)
@@ -92,7 +94,7 @@ enum LayerParallel {
             pool.unlock()
         }
         job.drain(pool: pool, planner: &planner)
-        while !job.planFinished { pthread_cond_wait(pool.doneCond, pool.mutex) }
+        pool.wait(poll: job.mayPoll) { job.planFinished }
         if let failure = job.failure {
             release()
             throw failure.error
@@ -112,7 +114,7 @@ enum LayerParallel {
         job.openFill(log2phy: out, width: width)
         if helpers > 0 { pthread_cond_broadcast(pool.workCond) }
         job.drain(pool: pool, planner: &planner)
-        while !job.fillFinished { pthread_cond_wait(pool.doneCond, pool.mutex) }
+        pool.wait(poll: job.mayPoll) { job.fillFinished }
         release()
     }
 }

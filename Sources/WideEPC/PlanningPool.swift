@@ -127,19 +127,63 @@ final class PlanningPool {
     }
 
     /// A pool thread: runs the tasks it can claim of each job that wants it, sleeps otherwise. Never returns.
+    ///
+    /// A thread that runs out of plan tasks of a job that will open a fill phase polls for it for a short while
+    /// (`fillSpinNanoseconds`) instead of sleeping at once: the phase opens a few microseconds later, and a sleeping
+    /// thread would need another wake-up to help with it.
     private func workerLoop(index: Int) {
         var planner = WorkerPlanner()
         lock()
         while true {
-            if let job = current, index < job.workers, let task = job.claim() {
-                unlock()
-                let failure = job.run(task, planner: &planner)
-                lock()
-                job.complete(task, failure: failure, pool: self)
-                continue
+            if let job = current, index < job.workers {
+                if let task = job.claim() {
+                    unlock()
+                    let failure = job.run(task, planner: &planner)
+                    lock()
+                    job.complete(task, failure: failure, pool: self)
+                    continue
+                }
+                if job.mayPoll && job.awaitingFill {
+                    spin(nanoseconds: Self.fillSpinNanoseconds) { [unowned self] in
+                        current !== job || !job.awaitingFill || job.hasClaimableTask
+                    }
+                    if current !== job || job.hasClaimableTask { continue }
+                }
             }
             pthread_cond_wait(workCond, mutex)
         }
+    }
+
+    /// How long a pool thread polls for a job's fill phase before it sleeps.
+    static let fillSpinNanoseconds = 50_000
+
+    /// How long a caller polls for the layers in flight on other threads before it sleeps.
+    static let callerSpinNanoseconds = 200_000
+
+    /// Polls `done` (with the lock held; between polls the lock is released and the thread yields) until it is true
+    /// or `nanoseconds` have passed. Returns with the lock held. Polling spares the futex wake-up a sleeping thread
+    /// needs, which on a virtual machine costs tens of microseconds.
+    func spin(nanoseconds: Int, until done: () -> Bool) {
+        let start = Self.monotonicNanoseconds()
+        while !done() {
+            if Self.monotonicNanoseconds() &- start > nanoseconds { return }
+            unlock()
+            sched_yield()
+            lock()
+        }
+    }
+
+    /// Waits, with the lock held, until `done` is true: polls for up to `callerSpinNanoseconds` when `poll`, then
+    /// sleeps on `doneCond` (which every phase's last task signals).
+    func wait(poll: Bool, until done: () -> Bool) {
+        if poll { spin(nanoseconds: Self.callerSpinNanoseconds, until: done) }
+        while !done() { pthread_cond_wait(doneCond, mutex) }
+    }
+
+    static func monotonicNanoseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return now.tv_sec &* 1_000_000_000 &+ now.tv_nsec
     }
 }
 
