@@ -19,9 +19,9 @@
  *    other calls; the last-error message is per thread.
  *  - wideep_plan and wideep_rebalance_experts plan layers on the calling thread and on the library's planning
  *    threads, which each take the next unplanned layer. The threads are started by the first call that needs them
- *    and then sleep between calls (after polling for at most 50 microseconds); the library registers pthread_atfork handlers, so a host may fork at any time
- *    (the child starts its own threads on its first call). One call uses them at a time: a concurrent call plans
- *    on its own thread. The environment variable WIDEEP_NUM_THREADS caps the threads of a call, the caller
+ *    and sleep between calls (after polling for at most 50 microseconds); they block every signal. The library
+ *    registers pthread_atfork handlers, so a host may fork at any time (the child starts its own threads on its
+ *    first call). One call uses them at a time: a concurrent call plans on its own thread. The environment variable WIDEEP_NUM_THREADS caps the threads of a call, the caller
  *    included (default: the processors the process may run on; 1 plans on the calling thread only); a call uses
  *    at most one thread per 2 layers, and calls with layers * (num_experts + num_replicas) < 1024 plan on the
  *    calling thread only.
