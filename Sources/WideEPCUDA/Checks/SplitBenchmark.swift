@@ -129,7 +129,8 @@ public struct SplitBenchmark {
             let pl = c.placement
             let got = try fast[i].download(gpu), gotExact = try exact[i].download(gpu)
             let twin = SplitReference.solve(counts: c.counts, tables: tables[i].tables, placement: pl, stop: stop)
-            let twinExact = SplitReference.quotas(counts: c.counts, tables: tables[i].tables, placement: pl, stop: .core)
+            let twinExact = SplitReference.quotas(
+                counts: c.counts, tables: tables[i].tables, placement: pl, stop: .core)
             let core = ReplicaSplit.quotas(expertCounts: c.counts.map(Int.init), placement: pl, policy: .balanced)
             func vsCore(_ q: [Int32]) -> Int {
                 zip(SplitTables.slotQuotas(replicaQuotas: q, placement: pl), core).filter { Int($0.0) != $0.1 }.count
@@ -234,8 +235,8 @@ public struct SplitBenchmark {
             return (g, l, s, try profile())
         }
         return Timing(
-            gpuEagerMicros: eager * 1000 / n, gpuGraphMicros: graphMs * 1000 / n, coreStopGraphMicros: coreMs * 1000 / n,
-            levelsGraphMicros: levelsMs * 1000 / n,
+            gpuEagerMicros: eager * 1000 / n, gpuGraphMicros: graphMs * 1000 / n,
+            coreStopGraphMicros: coreMs * 1000 / n, levelsGraphMicros: levelsMs * 1000 / n,
             serialGraphMicros: serialMs * 1000 / n, floorGraphMicros: floorMs * 1000 / n, gpuGraphLoadedMicros: loaded.0 * 1000 / n,
             levelsGraphLoadedMicros: loaded.1 * 1000 / n, serialGraphLoadedMicros: loaded.2 * 1000 / n,
             cpuMicros: cpuMicros(repeats: repeats), profile: idleProfile, loadedProfile: loaded.3)

@@ -46,7 +46,7 @@ struct BenchSplitCommand: ParsableCommand {
     @Option(help: "Seed of the drift, the batches and the generated loads.")
     var seed: UInt64 = 1
     @Option(name: .customLong("stop-shift"),
-            help: "The kernel's certified stop: max rank load within 1 + 2^-N of the optimum (0...30); -1: Core's stop.")
+            help: "Certified stop: max rank load within 1 + 2^-N of the optimum (0...30); -1: Core's stop.")
     var stopShift: Int = 8
     @Option(help: "CUDA device ordinal.")
     var gpu: Int = 0
