@@ -69,7 +69,7 @@ struct SplitCertifiedTests {
     /// Small batches on real DeepSeek-R1 layers at EP 32 (256 tokens × 8 drawn from the planned loads with ±30%
     /// drift, about two tokens per expert and rank): on some layers the integer steps stall above the tolerance, the
     /// certified passes end uncertified and Core's schedule runs from scratch, giving Core's quotas; the others stay
-    /// within 1 + 2^-8 of Core's max rank load.
+    /// within the default stop's 1 + 2^-7 of Core's max rank load.
     @Test func uncertifiedPassesFallBackToCoresQuotas() throws {
         let plan = try SplitLoadFile.read(SplitLoadFile.directory + "/sglang_dsv3_decode_in2000out100.json")
         let topo = try Topology(numRanks: 32, numNodes: 4)

@@ -105,7 +105,7 @@ struct SplitTablesTests {
 
     /// Fresh random DeepSeek-shaped layers at EP 8 (two multi experts per lane), 32 and 72, same-rank replicas and
     /// sparse batches: the twin with Core's stop gives Core's quotas; with the default certified stop its max rank
-    /// load is within 1 + 2^-8 of Core's (so within 1%), and every expert's quotas sum to its count.
+    /// load is within the default 1 + 2^-7 of Core's (so within 1%), and every expert's quotas sum to its count.
     @Test func warpTwinMatchesCoreOnFreshRandomLayers() throws {
         var rng = SplitMix64(seed: 0x5eed_2)
         for (r, p, same) in [(8, 40, false), (32, 9, false), (72, 4, false), (32, 9, true), (8, 40, true)] {

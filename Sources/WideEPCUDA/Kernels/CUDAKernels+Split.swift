@@ -10,8 +10,9 @@ public enum SplitStop: Equatable, Sendable {
     /// placements over `SplitWarpTables.maxCertifiedRanks` ranks). `shift` in 0...30.
     case certified(shift: Int)
 
-    /// The production default: max rank load within 1 + 2^-8 (0.39%) of the optimum, so at most 1.0039 × Core's.
-    public static let `default` = SplitStop.certified(shift: 8)
+    /// The production default: max rank load within 1 + 2^-7 (0.78%) of the optimum, so at most 1.0079 × Core's
+    /// (shift 8 halves the tolerance for about 1.3 µs more per layer on R1 EP 32 prefill batches; docs/PERFORMANCE.md).
+    public static let `default` = SplitStop.certified(shift: 7)
 
     /// The largest max rank load / Core's this stop allows (1 for `core`).
     public var ratioLimit: Double {
@@ -101,8 +102,8 @@ extension CUDAKernels {
     ///
     /// Every expert's quotas sum to its count. With `stop: .core` the quotas are Core's
     /// `ReplicaSplit.quotas(expertCounts:placement:policy: .balanced)` exactly (per slot there; use
-    /// `SplitTables.slotQuotas` to compare); with the default `.certified(shift: 8)` the max rank load is within
-    /// 1 + 2^-8 of the optimum (so of Core's), proven in the kernel by a lower bound. Either way the quotas equal the
+    /// `SplitTables.slotQuotas` to compare); with the default `.certified(shift: 7)` the max rank load is within
+    /// 1 + 2^-7 of the optimum (so of Core's), proven in the kernel by a lower bound. Either way the quotas equal the
     /// CPU twin `SplitReference.solve(…, stop:)`. Runs the one-warp kernel (`SplitWarpSource`) when the placement has
     /// at most 128 multi-rank experts, else the level-parallel one (`SplitSource`, Core's quotas). Issued on `stream`
     /// (the GPU's stream by default); does not synchronize. `profile` (6 zeroed u64, or nil) accumulates SM cycles of

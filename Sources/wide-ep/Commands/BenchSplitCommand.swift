@@ -47,7 +47,7 @@ struct BenchSplitCommand: ParsableCommand {
     var seed: UInt64 = 1
     @Option(name: .customLong("stop-shift"),
             help: "Certified stop: max rank load within 1 + 2^-N of the optimum (0...30); -1: Core's stop.")
-    var stopShift: Int = 8
+    var stopShift: Int = 7
     @Option(help: "CUDA device ordinal.")
     var gpu: Int = 0
     @Flag(help: "Print JSON instead of a table.")
