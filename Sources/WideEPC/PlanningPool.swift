@@ -144,7 +144,7 @@ final class PlanningPool {
                     continue
                 }
                 if job.mayPoll && job.awaitingFill {
-                    spin(nanoseconds: Self.fillSpinNanoseconds) { [unowned self] in
+                    spin(nanoseconds: Self.fillSpinNanoseconds, every: Self.helperPollNanoseconds) { [unowned self] in
                         current !== job || !job.awaitingFill || job.hasClaimableTask
                     }
                     if current !== job || job.hasClaimableTask { continue }
@@ -160,15 +160,24 @@ final class PlanningPool {
     /// How long a caller polls for the layers in flight on other threads before it sleeps.
     static let callerSpinNanoseconds = 200_000
 
-    /// Polls `done` (with the lock held; between polls the lock is released and the thread yields) until it is true
-    /// or `nanoseconds` have passed. Returns with the lock held. Polling spares the futex wake-up a sleeping thread
-    /// needs, which on a virtual machine costs tens of microseconds.
-    func spin(nanoseconds: Int, until done: () -> Bool) {
+    /// Time between two polls of the lock: the pool's threads poll less often than the caller, so that a dozen of
+    /// them keep the lock free most of the time for the threads finishing work.
+    static let helperPollNanoseconds = 4_000
+    static let callerPollNanoseconds = 1_000
+
+    /// Polls `done` (with the lock held) every `every` nanoseconds until it is true or `nanoseconds` have passed;
+    /// between polls the lock is released, the thread yields once and waits on the clock. Returns with the lock held.
+    /// Polling spares the futex wake-up a sleeping thread needs, which on a virtual machine costs tens of
+    /// microseconds.
+    func spin(nanoseconds: Int, every: Int, until done: () -> Bool) {
         let start = Self.monotonicNanoseconds()
         while !done() {
-            if Self.monotonicNanoseconds() &- start > nanoseconds { return }
+            var now = Self.monotonicNanoseconds()
+            if now &- start > nanoseconds { return }
             unlock()
             sched_yield()
+            let next = now &+ every
+            while now < next { now = Self.monotonicNanoseconds() }
             lock()
         }
     }
@@ -176,7 +185,7 @@ final class PlanningPool {
     /// Waits, with the lock held, until `done` is true: polls for up to `callerSpinNanoseconds` when `poll`, then
     /// sleeps on `doneCond` (which every phase's last task signals).
     func wait(poll: Bool, until done: () -> Bool) {
-        if poll { spin(nanoseconds: Self.callerSpinNanoseconds, until: done) }
+        if poll { spin(nanoseconds: Self.callerSpinNanoseconds, every: Self.callerPollNanoseconds, until: done) }
         while !done() { pthread_cond_wait(doneCond, mutex) }
     }
 
