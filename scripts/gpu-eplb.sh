@@ -89,7 +89,7 @@ EOF
     if want 6; then
     echo "== 6. Python EPLB drop-in on $(nproc) cores"
     WIDEEP_LIB="$dir/lib/libwideep.so" LD_LIBRARY_PATH="$dir/lib" timeout "${EPLB_S:-120}" \
-        python3 benchmarks/eplb_bench.py --steps 16 --repeats 9 --json "$out/eplb.json" 2>&1 | tee "$out/eplb.log" | tail -n 20
+        python3 benchmarks/eplb_bench.py --steps 16 --repeats 9 ${EPLB_ARGS:-} --json "$out/eplb.json" 2>&1 | tee "$out/eplb.log" | tail -n 20
     echo "eplb exit ${PIPESTATUS[0]}"
     fi
     if want 7; then
@@ -116,12 +116,12 @@ EOF
         local C="--set hiddenSize=${MPS_H:-1024} --set moeIntermediateSize=${MPS_I:-1024} --tokens-per-step ${MPS_TOKENS:-8192}"
         CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=${MPS_PCT:-12} timeout "${MPS_S:-200}" "$B" launch --nproc-per-node 8 -- run \
             --device cuda --ep-size 8 $C --steps "${MPS_STEPS:-60}" --compare --json \
-            >"$out/compare-mps.json" 2>"$out/compare-mps.log"
-        echo "compare-mps exit $?"; tail -n 5 "$out/compare-mps.log"
+            >"$out/compare-mps-${WIDEEP_A2A_COPY:-sm}.json" 2>"$out/compare-mps-${WIDEEP_A2A_COPY:-sm}.log"
+        echo "compare-mps exit $?"; tail -n 5 "$out/compare-mps-${WIDEEP_A2A_COPY:-sm}.log"
         echo quit | nvidia-cuda-mps-control
         tail -n 5 "$CUDA_MPS_LOG_DIRECTORY/control.log" 2>/dev/null
         unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
-        summarize "$out/compare-mps.json"
+        summarize "$out/compare-mps-${WIDEEP_A2A_COPY:-sm}.json"
     else
         echo "no nvidia-cuda-mps-control on this machine"
     fi

@@ -177,6 +177,27 @@ extern "C" __global__ void ep_barrier(const u64* peers, const i64* L, int me, in
     wait_all(peers, L, me, R, K_BARRIER, epoch, timeout, diag);
 }
 
+// Copies n segments, table [n][3] of (destination, source, bytes), on the SMs: grid.y is the segment, grid.x × block
+// threads stride over it in 16-byte vectors when destination, source and length allow, else bytes. Destinations
+// may be peers' mapped buffers; the closing system fence publishes the stores before a later flag signal.
+extern "C" __global__ void ep_copy_segments(const u64* table, int n) {
+    int seg = blockIdx.y;
+    if (seg >= n) return;
+    char* dst = (char*)table[3 * seg];
+    const char* src = (const char*)table[3 * seg + 1];
+    u64 bytes = table[3 * seg + 2];
+    u64 tid = (u64)blockIdx.x * blockDim.x + threadIdx.x, stride = (u64)gridDim.x * blockDim.x;
+    if ((((u64)dst | (u64)src | bytes) & 15) == 0) {
+        int4* d = (int4*)dst;
+        const int4* s = (const int4*)src;
+        u64 v = bytes / 16;
+        for (u64 i = tid; i < v; i += stride) d[i] = s[i];
+    } else {
+        for (u64 i = tid; i < bytes; i += stride) dst[i] = src[i];
+    }
+    __threadfence_system();
+}
+
 // One block: bumps `kind` and signals it (after copy-engine writes issued earlier on the stream).
 extern "C" __global__ void ep_signal(const u64* peers, const i64* L, int me, int R, int kind, int* epochs) {
     if (threadIdx.x == 0) signal_all(peers, L, me, R, kind, bump_epoch(epochs, kind));

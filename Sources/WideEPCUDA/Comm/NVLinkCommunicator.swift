@@ -23,6 +23,9 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
     /// This rank's values of a device all-gather (grown on demand).
     private var gatherScratch: DeviceArray<Int32>?
     private var p2pSequence: [String: Int] = [:]
+    /// The last `exchangeCounts` (its send counts and the `info` it derived), while no exchange has used the receive
+    /// regions since: an `allToAllV` with the same counts reuses it instead of a second notify round.
+    private var lastExchange: (counts: [Int], info: (sendBase: [Int], recvBase: [Int], recvCounts: [Int], sendPrefix: [Int], total: Int))?
 
     /// Wraps a transport; `store` and `name` must be the same on every rank.
     public init(transport: NVLinkEP, store: CommStore, name: String = "nvlink-comm") throws {
@@ -49,16 +52,26 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
         try checkPeers(sendCounts, "sendCounts")
         try countScratch.upload(sendCounts.map { Int32($0) }, gpu: transport.gpu)
         try transport.notify(counts: countScratch.pointer)
-        return try transport.info().recvCounts
+        let info = try transport.info()
+        lastExchange = (sendCounts, info)
+        return info.recvCounts
     }
 
     public func allToAllV(send: Buffer, sendCounts: [Int], recv: Buffer, recvCounts: [Int], rowBytes: Int) throws {
         try checkPeers(sendCounts, "sendCounts")
         try checkPeers(recvCounts, "recvCounts")
-        let gpu = transport.gpu, api = gpu.context.api
-        try countScratch.upload(sendCounts.map { Int32($0) }, gpu: gpu)
-        try transport.notify(counts: countScratch.pointer)
-        let info = try transport.info()
+        // The notify is also the entry barrier (every rank has copied its receive region out of the previous
+        // exchange); right after `exchangeCounts` with these counts nothing has touched the regions since, so its
+        // result stands.
+        let info: (sendBase: [Int], recvBase: [Int], recvCounts: [Int], sendPrefix: [Int], total: Int)
+        if let last = lastExchange, last.counts == sendCounts {
+            info = last.info
+        } else {
+            try countScratch.upload(sendCounts.map { Int32($0) }, gpu: transport.gpu)
+            try transport.notify(counts: countScratch.pointer)
+            info = try transport.info()
+        }
+        lastExchange = nil
         guard info.recvCounts == recvCounts else {
             throw CommunicatorError.countMismatch(
                 rank: rank, detail: "expected \(recvCounts) rows from the ranks, they send \(info.recvCounts)")
@@ -79,19 +92,13 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
             throw CommunicatorError.bufferTooSmall(rank: rank, needed: info.total * rowBytes, available: regionBytes)
         }
         let prefix = CommLayout.sendOffsets(counts: sendCounts)
-        for p in 0..<size where sendCounts[p] > 0 {
-            try api.check(
-                api.cuMemcpyDtoDAsync(
-                    transport.peerAddress(.receive, rank: p) + UInt64(info.sendBase[p] * rowBytes),
-                    send.devicePointer + UInt64(prefix[p] * rowBytes), sendCounts[p] * rowBytes, gpu.stream.handle),
-                "cuMemcpyDtoDAsync(all-to-all block to rank \(p))")
+        let blocks = (0..<size).map { p in
+            (dst: transport.peerAddress(.receive, rank: p) + UInt64(info.sendBase[p] * rowBytes),
+             src: send.devicePointer + UInt64(prefix[p] * rowBytes), bytes: sendCounts[p] * rowBytes)
         }
+        try copy(blocks, "all-to-all block")
         try transport.signalAndWait(kind: 6)
-        if info.total > 0 {
-            try api.check(
-                api.cuMemcpyDtoDAsync(recv.devicePointer, transport.localAddress(.receive), info.total * rowBytes,
-                                      gpu.stream.handle), "cuMemcpyDtoDAsync(all-to-all receive)")
-        }
+        try copy([(recv.devicePointer, transport.localAddress(.receive), info.total * rowBytes)], "all-to-all receive")
         try transport.checkHealth()
     }
 
@@ -103,6 +110,7 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
     public func allGather(_ values: [Int32]) throws -> [Int32] {
         let n = values.count, bytes = values.count * 4
         if n == 0 { return [] }
+        lastExchange = nil
         guard bytes * size <= regionBytes else { return try collectives.allGather(values) }
         let gpu = transport.gpu, api = gpu.context.api, s = gpu.stream.handle
         if (gatherScratch?.count ?? 0) < n { gatherScratch = try DeviceArray<Int32>(gpu, count: n) }
@@ -111,11 +119,8 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
         try values.withUnsafeBytes { raw in
             try api.check(api.cuMemcpyHtoDAsync(mine.pointer, raw.baseAddress, bytes, s), "cuMemcpyHtoDAsync(all-gather)")
         }
-        for p in 0..<size {
-            try api.check(
-                api.cuMemcpyDtoDAsync(transport.peerAddress(.receive, rank: p) + UInt64(rank * bytes), mine.pointer,
-                                      bytes, s), "cuMemcpyDtoDAsync(all-gather to rank \(p))")
-        }
+        try copy((0..<size).map { (transport.peerAddress(.receive, rank: $0) + UInt64(rank * bytes), mine.pointer, bytes) },
+                 "all-gather block")
         try transport.signalAndWait(kind: 7)
         var out = [Int32](repeating: 0, count: n * size)
         try out.withUnsafeMutableBytes { raw in
@@ -131,9 +136,20 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
         return out
     }
 
+    /// Device-to-device copies on the stream: one SM copy kernel (`NVLinkEP.copiesOnSMs`) or a copy-engine
+    /// transfer per block.
+    func copy(_ blocks: [(dst: CUdeviceptr, src: CUdeviceptr, bytes: Int)], _ what: String) throws {
+        if NVLinkEP.copiesOnSMs { return try transport.copySegments(blocks) }
+        let api = transport.gpu.context.api, s = transport.gpu.stream.handle
+        for (i, b) in blocks.enumerated() where b.bytes > 0 {
+            try api.check(api.cuMemcpyDtoDAsync(b.dst, b.src, b.bytes, s), "cuMemcpyDtoDAsync(\(what) \(i))")
+        }
+    }
+
     public func allReduceSum(_ values: [Double]) throws -> [Double] { try collectives.allReduceSum(values) }
 
     public func barrier() throws {
+        lastExchange = nil
         try transport.barrier()
         try transport.checkHealth()
     }
@@ -150,6 +166,7 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
 
     public func send(_ buffer: Buffer, offset: Int, bytes: Int, to peer: Int, tag: Int) throws {
         try checkPointToPoint(buffer, offset: offset, bytes: bytes, peer: peer)
+        lastExchange = nil
         let key = nextKey(rank, peer, tag), gpu = transport.gpu, api = gpu.context.api
         let slot = transport.peerAddress(.receive, rank: peer) + UInt64(rank * slotBytes)
         var done = 0, chunk = 0
@@ -169,6 +186,7 @@ public final class NVLinkCommunicator<Buffer: CUDAMemory>: Communicator {
 
     public func recv(into buffer: Buffer, offset: Int, bytes: Int, from peer: Int, tag: Int) throws {
         try checkPointToPoint(buffer, offset: offset, bytes: bytes, peer: peer)
+        lastExchange = nil
         let key = nextKey(peer, rank, tag), gpu = transport.gpu, api = gpu.context.api
         let slot = transport.localAddress(.receive) + UInt64(peer * slotBytes)
         var done = 0, chunk = 0

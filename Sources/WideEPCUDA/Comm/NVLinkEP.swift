@@ -130,6 +130,40 @@ public final class NVLinkEP {
             args: base + [.i32(kind), .ptr(epochsAddress), .i64(timeoutCycles), .ptr(diagAddress)], name: "ep_wait")
     }
 
+    /// Copy table of `copySegments` (3 words per segment), grown on demand.
+    private var segmentTable: DeviceArray<UInt64>?
+
+    /// Copies `segments` (destination, source, bytes) with SM threads in one launch on the stream, instead of one
+    /// copy-engine transfer each: with several processes on one GPU (or many peers) the copy engines serialise the
+    /// transfers and queue them behind host-to-device weight copies, while a kernel moves them at memory speed. The
+    /// stores are published (system fence) before the kernel ends, so a following `signalAndWait` covers them.
+    public func copySegments(_ segments: [(dst: CUdeviceptr, src: CUdeviceptr, bytes: Int)]) throws {
+        let live = segments.filter { $0.bytes > 0 }
+        if live.isEmpty { return }
+        if (segmentTable?.count ?? 0) < 3 * live.count {
+            segmentTable = try DeviceArray<UInt64>(gpu, count: 3 * max(live.count, shape.ranks + 1))
+        }
+        let table = segmentTable!, words = live.flatMap { [UInt64($0.dst), UInt64($0.src), UInt64($0.bytes)] }
+        let api = gpu.context.api
+        try words.withUnsafeBytes { raw in
+            // Pageable source: the driver stages it before returning, and the copy is ordered before the kernel.
+            try api.check(api.cuMemcpyHtoDAsync(table.pointer, raw.baseAddress, raw.count, gpu.stream.handle),
+                          "cuMemcpyHtoDAsync(copy table)")
+        }
+        let widest = live.map(\.bytes).max()!
+        let blocks = max(1, min(Self.copyBlocksPerSegment, widest / (256 * 16 * 4)))
+        try gpu.launch(
+            try function("ep_copy_segments"), grid: (blocks, live.count, 1), block: (256, 1, 1),
+            args: [.ptr(table.pointer), .int(live.count)], name: "ep_copy_segments")
+    }
+
+    /// Most blocks `copySegments` gives one segment.
+    static let copyBlocksPerSegment = 32
+
+    /// `WIDEEP_A2A_COPY`: how the runtime communicator moves all-to-all and all-gather blocks — `sm` (default; one
+    /// copy kernel) or `engine` (one copy-engine transfer per block).
+    public static let copiesOnSMs = ProcessInfo.processInfo.environment["WIDEEP_A2A_COPY"] != "engine"
+
     /// The send layout of `tokens` tokens from `topk` (int32 [tokens, K]): fills `positions` and the counts.
     public func computeLayout(topk: CUdeviceptr, tokens: Int) throws {
         try checkTokens(tokens, limit: shape.maxTokens, mode: "normal")
