@@ -116,12 +116,12 @@ EOF
         local C="--set hiddenSize=${MPS_H:-1024} --set moeIntermediateSize=${MPS_I:-1024} --tokens-per-step ${MPS_TOKENS:-8192}"
         CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=${MPS_PCT:-12} timeout "${MPS_S:-200}" "$B" launch --nproc-per-node 8 -- run \
             --device cuda --ep-size 8 $C --steps "${MPS_STEPS:-60}" --compare --json \
-            >"$out/compare-mps-${WIDEEP_A2A_COPY:-sm}.json" 2>"$out/compare-mps-${WIDEEP_A2A_COPY:-sm}.log"
-        echo "compare-mps exit $?"; tail -n 5 "$out/compare-mps-${WIDEEP_A2A_COPY:-sm}.log"
+            >"$out/compare-mps-${WIDEEP_A2A_COPY:-engine}.json" 2>"$out/compare-mps-${WIDEEP_A2A_COPY:-engine}.log"
+        echo "compare-mps exit $?"; tail -n 5 "$out/compare-mps-${WIDEEP_A2A_COPY:-engine}.log"
         echo quit | nvidia-cuda-mps-control
         tail -n 5 "$CUDA_MPS_LOG_DIRECTORY/control.log" 2>/dev/null
         unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
-        summarize "$out/compare-mps-${WIDEEP_A2A_COPY:-sm}.json"
+        summarize "$out/compare-mps-${WIDEEP_A2A_COPY:-engine}.json"
     else
         echo "no nvidia-cuda-mps-control on this machine"
     fi

@@ -160,9 +160,10 @@ public final class NVLinkEP {
     /// Most blocks `copySegments` gives one segment.
     static let copyBlocksPerSegment = 32
 
-    /// `WIDEEP_A2A_COPY`: how the runtime communicator moves all-to-all and all-gather blocks — `sm` (default; one
-    /// copy kernel) or `engine` (one copy-engine transfer per block).
-    public static let copiesOnSMs = ProcessInfo.processInfo.environment["WIDEEP_A2A_COPY"] != "engine"
+    /// `WIDEEP_A2A_COPY`: how the runtime communicator moves all-to-all and all-gather blocks — `engine` (default;
+    /// one copy-engine transfer per block, leaving the SMs to the GEMMs) or `sm` (one copy kernel). On one H200 with
+    /// eight MPS-partitioned ranks the two measured the same (docs/PERFORMANCE.md); both pass the verified run.
+    public static let copiesOnSMs = ProcessInfo.processInfo.environment["WIDEEP_A2A_COPY"] == "sm"
 
     /// The send layout of `tokens` tokens from `topk` (int32 [tokens, K]): fills `positions` and the counts.
     public func computeLayout(topk: CUdeviceptr, tokens: Int) throws {
