@@ -113,8 +113,11 @@ struct CommFP8Tests {
 
     @Test func storeCollectivesGatherAndSumInRankOrder() throws {
         let store = MemoryStore()
-        let results = NSMutableArray()
-        let lock = NSLock()
+        final class Results: @unchecked Sendable {  // appended under `lock` by the rank threads
+            let lock = NSLock()
+            var pairs: [[[Int]]] = []
+        }
+        let results = Results()
         let done = DispatchGroup()
         for r in 0..<3 {
             done.enter()
@@ -124,15 +127,16 @@ struct CommFP8Tests {
                 let c = StoreCollectives(store: store, rank: r, size: 3, name: "t")
                 guard let g = try? c.allGather([Int32(r), Int32(10 * r)]), let s = try? c.allReduceSum([Double(r), 0.5])
                 else { return }
-                lock.lock(); results.add([g.map(Int.init), s.map { Int($0 * 2) }]); lock.unlock()
+                let pair = [g.map(Int.init), s.map { Int($0 * 2) }]
+                results.lock.lock(); results.pairs.append(pair); results.lock.unlock()
             }.start()
         }
         done.wait()
-        for case let pair as [[Int]] in results {
+        for pair in results.pairs {
             #expect(pair[0] == [0, 0, 1, 10, 2, 20])
             #expect(pair[1] == [6, 3])
         }
-        #expect(results.count == 3)
+        #expect(results.pairs.count == 3)
     }
 
     @Test func communicatorsReportUnavailableCUDACleanly() throws {
