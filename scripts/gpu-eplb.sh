@@ -113,7 +113,7 @@ EOF
         export CUDA_MPS_PIPE_DIRECTORY=/tmp/wideep-mps/pipe CUDA_MPS_LOG_DIRECTORY=/tmp/wideep-mps/log
         mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
         nvidia-cuda-mps-control -d && echo "MPS daemon started"
-        local C="--set hiddenSize=${MPS_H:-1024} --set moeIntermediateSize=${MPS_I:-1024} --tokens-per-step ${MPS_TOKENS:-8192}"
+        local C="--set hiddenSize=${MPS_H:-1024} --set moeIntermediateSize=${MPS_I:-1024} --tokens-per-step ${MPS_TOKENS:-8192} ${MPS_EXTRA:-}"
         CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=${MPS_PCT:-12} timeout "${MPS_S:-200}" "$B" launch --nproc-per-node 8 -- run \
             --device cuda --ep-size 8 $C --steps "${MPS_STEPS:-60}" --compare --json \
             >"$out/compare-mps-${WIDEEP_A2A_COPY:-engine}.json" 2>"$out/compare-mps-${WIDEEP_A2A_COPY:-engine}.log"

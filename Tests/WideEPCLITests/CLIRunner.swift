@@ -43,8 +43,8 @@ enum CLI {
     static func run(_ args: [String], in directory: String) throws -> Result {
         let out = directory + "/.stdout-\(UInt32.random(in: 0...UInt32.max))"
         let err = directory + "/.stderr-\(UInt32.random(in: 0...UInt32.max))"
-        FileManager.default.createFile(atPath: out, contents: nil)
-        FileManager.default.createFile(atPath: err, contents: nil)
+        precondition(FileManager.default.createFile(atPath: out, contents: nil), "cannot create \(out)")
+        precondition(FileManager.default.createFile(atPath: err, contents: nil), "cannot create \(err)")
         defer {
             try? FileManager.default.removeItem(atPath: out)
             try? FileManager.default.removeItem(atPath: err)

@@ -95,7 +95,7 @@ import WideEPWorkload
     @Test func aStoppedLauncherStopsItsRanks() throws {
         let dir = TemporaryDirectory()
         let err = dir.path + "/launch.stderr"
-        FileManager.default.createFile(atPath: err, contents: nil)
+        precondition(FileManager.default.createFile(atPath: err, contents: nil), "cannot create \(err)")
         let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
         // A round count no other process uses, to find this job's ranks in /proc.
         let marker = "\(900_000 + Int(getpid() % 90_000))"
