@@ -19,7 +19,8 @@
 #      on 8 GPUs, instead of time-slicing), compute-bound shapes;
 #  10. `--compare` on the CPU backend, compute-bound shapes, seeds 0 and 1, with phase times;
 #  11. full-size DeepSeek-V3 expert shapes (one layer: 45 GB of float32 experts per process), online EPLB on two
-#      GPU processes.
+#      GPU processes (FULL_TOKENS, FULL_STEPS, FULL_REBAL; FULL_EXTRA="--verify-every 1" checks every step against
+#      the dense reference, which takes seconds per step at this size: use few tokens).
 # With one GPU the ranks are processes sharing it through CUDA IPC. PARTS="1 3 7" runs only those parts (default 1-8).
 #
 #   scripts/gpu-eplb.sh            # build, then print the device command
@@ -144,8 +145,8 @@ EOF
     free -g | head -2
     timeout "${FULL_S:-240}" "$B" launch --nproc-per-node 2 -- run --device cuda --ep-size 2 --preset deepseek-v3 \
         --set numMoELayers="${FULL_LAYERS:-1}" --num-slots 288 --tokens-per-step "${FULL_TOKENS:-4096}" \
-        --steps "${FULL_STEPS:-30}" --rebalance-interval 10 --imbalance-threshold inf --layer-updates-per-step 1 \
-        --json >"$out/full.json" 2>"$out/full.log"
+        --steps "${FULL_STEPS:-30}" --rebalance-interval "${FULL_REBAL:-10}" --imbalance-threshold inf \
+        --layer-updates-per-step 1 ${FULL_EXTRA:-} --json >"$out/full.json" 2>"$out/full.log"
     echo "full exit $?"; grep -v "^\[" "$out/full.log" | tail -n 6
     python3 - "$out/full.json" <<'EOF'
 import json, sys
@@ -154,7 +155,8 @@ try:
 except Exception as e:
     sys.exit(f"no JSON: {e}")
 keys = ("tokensPerSecond", "wallTokensPerSecond", "imbalanceMean", "rebalances", "slotsMoved", "bytesCopied",
-        "migrationSeconds", "migrationStallSeconds", "dispatchRowsPerToken", "phases")
+        "migrationSeconds", "migrationStallSeconds", "dispatchRowsPerToken", "phases", "verifications",
+        "verificationMismatches", "maxRelativeError", "staleSlotObservations")
 print("full:", {k: r.get(k) for k in keys})
 print("full:", json.dumps(r.get("migration")))
 EOF

@@ -56,7 +56,7 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split(
     const int M = numMulti, A = numEntries;
     long long clock0 = 0;
     u64 time0 = 0;
-    if (profile && tid == 0) { clock0 = clock64(); asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(time0)); }
+    if (profile && tid == 0) { clock0 = clock64(); asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(time0) :: "memory"); }
 
     // (A) Zero the loads and quotas; copy the counts and every placement table to shared memory (all global reads
     // of the kernel are issued here, together).
@@ -249,7 +249,7 @@ extern "C" __global__ void __launch_bounds__(NT) balanced_split(
     if (profile && tid == 0) {
         const long long clock2 = clock64();
         u64 time2;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(time2));
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(time2) :: "memory");
         atomicAdd(&profile[0], (u64)(clock1 - clock0));
         atomicAdd(&profile[1], (u64)(clock2 - clock0));
         atomicAdd(&profile[2], time2 - time0);

@@ -39,8 +39,14 @@
 /// plus 2^32 per fallback to Core's.
 enum SplitWarpSource {
     static let source = SplitWarpFillSource.source + SplitWarpScheduleSource.source + #"""
-__device__ __forceinline__ u64 clk() { u64 c; asm volatile("mov.u64 %0, %%clock64;" : "=l"(c)); return c; }
-__device__ __forceinline__ u64 gtime() { u64 t; asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); return t; }
+// The "memory" clobber pins a read between the memory operations around it: without it the compiler may sink the
+// entry reads down to their only use at the end, next to the exit reads, and every difference reads 0.
+__device__ __forceinline__ u64 clk() { u64 c; asm volatile("mov.u64 %0, %%clock64;" : "=l"(c) :: "memory"); return c; }
+__device__ __forceinline__ u64 gtime() {
+    u64 t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t) :: "memory");
+    return t;
+}
 
 // Passes of water-fills over the levels in integer type T on the loads sL. CERT = false: Core's stop rules (no
 // change, the lower bound, no drop in the squared sum, STALL passes without a lower peak). CERT = true: after each
