@@ -64,6 +64,8 @@ public struct SplitBenchmark {
         public var nanos: Double
         /// Launches the counters saw (0: nothing was recorded, and the other fields mean nothing).
         public var launches: Double
+        /// The six counter words as read back (sums over the launches), for checking the means above.
+        public var raw: [UInt64]
     }
 
     /// Per-layer times in µs (each the median over repeats of the mean over all cases).
@@ -253,7 +255,8 @@ public struct SplitBenchmark {
         // The levels word carries 2^32 per fallback to Core's schedule.
         let levels = Double(raw[5] & 0xffff_ffff), fallbacks = Double(raw[5] >> 32)
         return Profile(prologueCycles: p[0] / n, totalCycles: p[1] / n, clockMHz: p[1] / max(p[2], 1) * 1000,
-                       passes: p[4] / n, levels: levels / n, fallbacks: fallbacks, nanos: p[2] / n, launches: p[3])
+                       passes: p[4] / n, levels: levels / n, fallbacks: fallbacks, nanos: p[2] / n, launches: p[3],
+                       raw: raw)
     }
 
     /// Runs `body` while `split_busy` (64 blocks × 256 threads, 1.5 s at most) keeps the card busy on a second
