@@ -66,6 +66,23 @@ public struct SplitBenchmark {
         public var launches: Double
         /// The six counter words as read back (sums over the launches), for checking the means above.
         public var raw: [UInt64]
+
+        /// Means per launch from the kernel's six summed counter words: prologue cycles, total cycles, global-timer
+        /// ns, launches, passes, and levels plus 2^32 per fallback.
+        public init(counters raw: [UInt64]) {
+            precondition(raw.count == 6, "the split profile has 6 counter words, got \(raw.count)")
+            // `raw.map(Double.init)` would pick `Double(bitPattern:)` for UInt64 and read every count as a denormal.
+            let p = raw.map { Double($0) }, n = max(p[3], 1)
+            prologueCycles = p[0] / n
+            totalCycles = p[1] / n
+            clockMHz = p[1] / max(p[2], 1) * 1000
+            passes = p[4] / n
+            levels = Double(raw[5] & 0xffff_ffff) / n
+            fallbacks = Double(raw[5] >> 32)
+            nanos = p[2] / n
+            launches = p[3]
+            self.raw = raw
+        }
     }
 
     /// Per-layer times in µs (each the median over repeats of the mean over all cases).
@@ -250,13 +267,7 @@ public struct SplitBenchmark {
         for i in cases.indices {
             try kern.balancedSplit(counts: counts[i], tables: tables[i], quotas: quotas[i], stop: stop, profile: buf)
         }
-        let raw = try buf.download(gpu), p = raw.map(Double.init)
-        let n = max(p[3], 1)
-        // The levels word carries 2^32 per fallback to Core's schedule.
-        let levels = Double(raw[5] & 0xffff_ffff), fallbacks = Double(raw[5] >> 32)
-        return Profile(prologueCycles: p[0] / n, totalCycles: p[1] / n, clockMHz: p[1] / max(p[2], 1) * 1000,
-                       passes: p[4] / n, levels: levels / n, fallbacks: fallbacks, nanos: p[2] / n, launches: p[3],
-                       raw: raw)
+        return Profile(counters: try buf.download(gpu))
     }
 
     /// Runs `body` while `split_busy` (64 blocks × 256 threads, 1.5 s at most) keeps the card busy on a second

@@ -39,8 +39,8 @@
 /// plus 2^32 per fallback to Core's.
 enum SplitWarpSource {
     static let source = SplitWarpFillSource.source + SplitWarpScheduleSource.source + #"""
-// The "memory" clobber pins a read between the memory operations around it: without it the compiler may sink the
-// entry reads down to their only use at the end, next to the exit reads, and every difference reads 0.
+// The "memory" clobber keeps a read between the memory operations around it (a volatile asm without it may still
+// move across them), so the prologue and total intervals measure what the code between the reads does.
 __device__ __forceinline__ u64 clk() { u64 c; asm volatile("mov.u64 %0, %%clock64;" : "=l"(c) :: "memory"); return c; }
 __device__ __forceinline__ u64 gtime() {
     u64 t;
