@@ -74,6 +74,11 @@ public enum Launcher {
         let lock = state.cond
         var processes: [Process] = []
         defaultTerminationSignals()
+        // A launcher told to stop (SIGTERM from a scheduler or `timeout`, SIGHUP, SIGINT) stops its ranks instead of
+        // leaving them running as orphans. Caught from before the first rank starts, so no stop signal is lost or
+        // kills the launcher alone; exec resets caught signals to the default, so the ranks still die on SIGTERM.
+        let forwarding = try StopSignalForwarder(state: state)
+        defer { forwarding.restore() }
 
         for local in 0..<options.nprocPerNode {
             let rank = options.nodeRank * options.nprocPerNode + local
@@ -109,10 +114,6 @@ public enum Launcher {
             processes.append(p)
         }
         log("wide-ep launch: started \(processes.count) rank(s) of \(world), store \(options.masterAddr):\(port)")
-        // A launcher told to stop (SIGTERM from a scheduler or `timeout`, SIGHUP, SIGINT) stops its ranks instead of
-        // leaving them running as orphans. Installed after the ranks started, so they keep the default dispositions.
-        let forwarding = Self.forwardStopSignals(state)
-        defer { forwarding.restore() }
 
         // Wait until every rank ended, or one failed, or the launcher was told to stop.
         lock.lock()
@@ -151,31 +152,6 @@ public enum Launcher {
     /// `nohup` the job keeps running).
     static let stopSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
 
-    /// Routes `stopSignals` to `state.stopSignal` (waking the supervisor) instead of killing the launcher; `restore`
-    /// puts the previous dispositions back.
-    private static func forwardStopSignals(_ state: SupervisorState) -> (sources: [DispatchSourceSignal], restore: () -> Void) {
-        var sources: [DispatchSourceSignal] = []
-        var previous: [(Int32, __sighandler_t?)] = []
-        for sig in stopSignals {
-            let old = signal(sig, SIG_IGN)
-            previous.append((sig, old))
-            if sig == SIGHUP && isIgnore(old) { continue }
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                state.cond.lock()
-                if state.stopSignal == nil { state.stopSignal = sig }
-                state.cond.broadcast()
-                state.cond.unlock()
-            }
-            source.resume()
-            sources.append(source)
-        }
-        return (sources, {
-            for source in sources { source.cancel() }
-            for (sig, old) in previous { signal(sig, old) }
-        })
-    }
-
     /// Ranks must die on the SIGTERM that stopping them sends even when the launcher itself was started with SIGTERM
     /// or SIGINT ignored or blocked (dispositions and the signal mask are inherited through exec), so those two go
     /// back to the default and are unblocked on the spawning thread first.
@@ -189,7 +165,7 @@ public enum Launcher {
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
-    private static func isIgnore(_ handler: __sighandler_t?) -> Bool {
+    static func isIgnore(_ handler: __sighandler_t?) -> Bool {
         unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 
@@ -215,6 +191,79 @@ public enum Launcher {
 }
 
 /// Exit statuses of the local ranks, guarded by `cond`.
+/// The write end of the stop-signal pipe, read by the signal handler (a C function cannot capture it). Set before
+/// any handler is installed.
+nonisolated(unsafe) private var stopSignalPipe: Int32 = -1
+
+/// Writes the signal number to the stop-signal pipe: `write` is async-signal-safe, and errno is kept.
+private func forwardStopSignal(_ sig: Int32) {
+    let saved = errno
+    var byte = UInt8(truncatingIfNeeded: sig)
+    _ = write(stopSignalPipe, &byte, 1)
+    errno = saved
+}
+
+/// Routes `Launcher.stopSignals` to `state.stopSignal` (waking the supervisor) instead of killing the launcher: a
+/// handler writes each signal to a pipe and a thread reads it (the self-pipe pattern), so a signal is caught from
+/// the moment `init` returns; `restore` puts the previous dispositions back. SIGHUP is left alone when it is ignored
+/// (under `nohup` the job keeps running).
+private final class StopSignalForwarder {
+    private var previous: [(Int32, sigaction)] = []
+
+    init(state: SupervisorState) throws {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else {
+            throw DistributedError.system(call: "pipe (stop signals)", errno: errno)
+        }
+        // Ranks do not inherit either end.
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let readEnd = fds[0]
+        stopSignalPipe = fds[1]
+        let reader = Thread {
+            var byte: UInt8 = 0
+            while true {
+                let n = read(readEnd, &byte, 1)
+                if n == 1 {
+                    state.cond.lock()
+                    if state.stopSignal == nil { state.stopSignal = Int32(byte) }
+                    state.cond.broadcast()
+                    state.cond.unlock()
+                } else if n < 0 && errno == EINTR {
+                    continue
+                } else {
+                    break  // the write end was closed by `restore`
+                }
+            }
+            close(readEnd)
+        }
+        reader.name = "wide-ep launch signals"
+        reader.start()
+        for sig in Launcher.stopSignals {
+            var old = sigaction()
+            sigaction(sig, nil, &old)
+            if sig == SIGHUP && Launcher.isIgnore(old.__sigaction_handler.sa_handler) { continue }
+            var act = sigaction()
+            act.__sigaction_handler.sa_handler = forwardStopSignal
+            sigemptyset(&act.sa_mask)
+            act.sa_flags = SA_RESTART
+            sigaction(sig, &act, nil)
+            previous.append((sig, old))
+        }
+    }
+
+    /// Puts the previous dispositions back and closes the pipe (its reader thread then ends).
+    func restore() {
+        for (sig, old) in previous {
+            var o = old
+            sigaction(sig, &o, nil)
+        }
+        previous = []
+        let w = stopSignalPipe
+        stopSignalPipe = -1
+        if w >= 0 { close(w) }
+    }
+}
+
 private final class SupervisorState: @unchecked Sendable {
     let cond = NSCondition()
     var statuses: [Int32?]
