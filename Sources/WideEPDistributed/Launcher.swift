@@ -77,8 +77,8 @@ public enum Launcher {
         // A launcher told to stop (SIGTERM from a scheduler or `timeout`, SIGHUP, SIGINT) stops its ranks instead of
         // leaving them running as orphans. Caught from before the first rank starts, so no stop signal is lost or
         // kills the launcher alone; exec resets caught signals to the default, so the ranks still die on SIGTERM.
-        let forwarding = try StopSignalForwarder(state: state)
-        defer { forwarding.restore() }
+        try StopSignals.register(state)
+        defer { StopSignals.unregister(state) }
 
         for local in 0..<options.nprocPerNode {
             let rank = options.nodeRank * options.nprocPerNode + local
@@ -191,8 +191,8 @@ public enum Launcher {
 }
 
 /// Exit statuses of the local ranks, guarded by `cond`.
-/// The write end of the stop-signal pipe, read by the signal handler (a C function cannot capture it). Set before
-/// any handler is installed.
+/// The write end of the stop-signal pipe, read by the signal handler (a C function cannot capture it). Set once,
+/// before any handler is installed.
 nonisolated(unsafe) private var stopSignalPipe: Int32 = -1
 
 /// Writes the signal number to the stop-signal pipe: `write` is async-signal-safe, and errno is kept.
@@ -203,64 +203,73 @@ private func forwardStopSignal(_ sig: Int32) {
     errno = saved
 }
 
-/// Routes `Launcher.stopSignals` to `state.stopSignal` (waking the supervisor) instead of killing the launcher: a
-/// handler writes each signal to a pipe and a thread reads it (the self-pipe pattern), so a signal is caught from
-/// the moment `init` returns; `restore` puts the previous dispositions back. SIGHUP is left alone when it is ignored
-/// (under `nohup` the job keeps running).
-private final class StopSignalForwarder {
-    private var previous: [(Int32, sigaction)] = []
+/// Routes `Launcher.stopSignals` to `stopSignal` of every supervisor running in the process (waking each) instead
+/// of killing the launcher: a handler writes each signal to a pipe and a thread reads it (the self-pipe pattern), so
+/// a signal is caught from the moment `register` returns. The handlers stay while any supervisor is registered; the
+/// last `unregister` puts the previous dispositions back. SIGHUP is left alone when it is ignored (under `nohup` the
+/// job keeps running). The pipe and its reader thread live as long as the process.
+private enum StopSignals {
+    nonisolated(unsafe) private static var active: [ObjectIdentifier: SupervisorState] = [:]
+    nonisolated(unsafe) private static var previous: [(Int32, sigaction)] = []
+    nonisolated(unsafe) private static var pipeReady = false
+    private static let lock = NSLock()
 
-    init(state: SupervisorState) throws {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else {
-            throw DistributedError.system(call: "pipe (stop signals)", errno: errno)
-        }
-        // Ranks do not inherit either end.
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let readEnd = fds[0]
-        stopSignalPipe = fds[1]
-        let reader = Thread {
-            var byte: UInt8 = 0
-            while true {
-                let n = read(readEnd, &byte, 1)
-                if n == 1 {
-                    state.cond.lock()
-                    if state.stopSignal == nil { state.stopSignal = Int32(byte) }
-                    state.cond.broadcast()
-                    state.cond.unlock()
-                } else if n < 0 && errno == EINTR {
-                    continue
-                } else {
-                    break  // the write end was closed by `restore`
+    static func register(_ state: SupervisorState) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if !pipeReady {
+            var fds: [Int32] = [-1, -1]
+            guard pipe(&fds) == 0 else { throw DistributedError.system(call: "pipe (stop signals)", errno: errno) }
+            // Ranks do not inherit either end.
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            stopSignalPipe = fds[1]
+            let readEnd = fds[0]
+            let reader = Thread {
+                var byte: UInt8 = 0
+                while true {
+                    let n = read(readEnd, &byte, 1)
+                    if n < 0 && errno == EINTR { continue }
+                    guard n == 1 else { return }
+                    lock.lock()
+                    let states = Array(active.values)
+                    lock.unlock()
+                    for state in states {
+                        state.cond.lock()
+                        if state.stopSignal == nil { state.stopSignal = Int32(byte) }
+                        state.cond.broadcast()
+                        state.cond.unlock()
+                    }
                 }
             }
-            close(readEnd)
+            reader.name = "wide-ep launch signals"
+            reader.start()
+            pipeReady = true
         }
-        reader.name = "wide-ep launch signals"
-        reader.start()
-        for sig in Launcher.stopSignals {
-            var old = sigaction()
-            sigaction(sig, nil, &old)
-            if sig == SIGHUP && Launcher.isIgnore(old.__sigaction_handler.sa_handler) { continue }
-            var act = sigaction()
-            act.__sigaction_handler.sa_handler = forwardStopSignal
-            sigemptyset(&act.sa_mask)
-            act.sa_flags = SA_RESTART
-            sigaction(sig, &act, nil)
-            previous.append((sig, old))
+        if active.isEmpty {
+            for sig in Launcher.stopSignals {
+                var old = sigaction()
+                sigaction(sig, nil, &old)
+                if sig == SIGHUP && Launcher.isIgnore(old.__sigaction_handler.sa_handler) { continue }
+                var act = sigaction()
+                act.__sigaction_handler.sa_handler = forwardStopSignal
+                sigemptyset(&act.sa_mask)
+                act.sa_flags = SA_RESTART
+                sigaction(sig, &act, nil)
+                previous.append((sig, old))
+            }
         }
+        active[ObjectIdentifier(state)] = state
     }
 
-    /// Puts the previous dispositions back and closes the pipe (its reader thread then ends).
-    func restore() {
+    static func unregister(_ state: SupervisorState) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard active.removeValue(forKey: ObjectIdentifier(state)) != nil, active.isEmpty else { return }
         for (sig, old) in previous {
             var o = old
             sigaction(sig, &o, nil)
         }
         previous = []
-        let w = stopSignalPipe
-        stopSignalPipe = -1
-        if w >= 0 { close(w) }
     }
 }
 
