@@ -122,6 +122,18 @@ public enum Launcher {
         {
             lock.wait()
         }
+        if state.firstFailure != nil {
+            // Termination handlers race: a rank that exited because a crashed peer disconnected can be seen before
+            // the crashed one. Let the other handlers land (0.5 s at most, before anything is stopped), then name a
+            // rank killed by a signal, the likelier cause, ahead of ranks that exited with an error.
+            let settle = Date(timeIntervalSinceNow: 0.5)
+            while state.statuses.prefix(processes.count).contains(where: { $0 == nil }) && lock.wait(until: settle) {}
+            if let (local, code) = state.statuses.enumerated().lazy
+                .compactMap({ i, c in c.map { (i, $0) } }).first(where: { $0.1 > 128 })
+            {
+                state.firstFailure = (options.nodeRank * options.nprocPerNode + local, code)
+            }
+        }
         let stopSignal = state.firstFailure == nil ? state.stopSignal : nil
         let failure = state.firstFailure ?? stopSignal.map { (rank: -1, code: 128 + $0) }
         lock.unlock()
