@@ -128,9 +128,7 @@ public enum Launcher {
             // rank killed by a signal, the likelier cause, ahead of ranks that exited with an error.
             let settle = Date(timeIntervalSinceNow: 0.5)
             while state.statuses.prefix(processes.count).contains(where: { $0 == nil }) && lock.wait(until: settle) {}
-            if let (local, code) = state.statuses.enumerated().lazy
-                .compactMap({ i, c in c.map { (i, $0) } }).first(where: { $0.1 > 128 })
-            {
+            if let local = state.statuses.firstIndex(where: { ($0 ?? 0) > 128 }), let code = state.statuses[local] {
                 state.firstFailure = (options.nodeRank * options.nprocPerNode + local, code)
             }
         }
